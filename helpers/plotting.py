@@ -1,0 +1,65 @@
+"""Figures that several chapters share (network drawings from chapter 1, loss curves from chapter 1 on)."""
+
+import matplotlib.pyplot as plt
+from matplotlib.patches import Circle, FancyBboxPatch
+
+CLASSICAL_COLOR = "#4C72B0"
+QUANTUM_COLOR = "#8E44AD"
+
+
+def draw_network(layer_sizes, *, ax=None, layer_names=None, node_labels=None, edge_labels=None, quantum_layers=()):
+    """Draw a feed-forward network as a layered graph, edges only between consecutive layers.
+
+    ``node_labels[l][i]`` labels node i of layer l; ``edge_labels[l][(i, j)]`` labels the edge from
+    node i of layer l to node j of layer l+1; layers listed in ``quantum_layers`` are drawn as
+    purple boxes (parameterized circuits) instead of circles. Returns the axes.
+    """
+    if not layer_sizes or any(int(n) < 1 for n in layer_sizes):
+        raise ValueError(f"layer_sizes must be positive integers, got {layer_sizes!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.8 * len(layer_sizes) + 1, 0.9 * max(layer_sizes) + 1.2))
+    radius = 0.25
+    tallest = max(layer_sizes)
+    positions = [[(l, (n - 1) / 2 - i) for i in range(n)] for l, n in enumerate(layer_sizes)]  # centred columns
+    for l in range(len(layer_sizes) - 1):
+        for i, (x0, y0) in enumerate(positions[l]):
+            for j, (x1, y1) in enumerate(positions[l + 1]):
+                ax.annotate("", xy=(x1 - radius, y1), xytext=(x0 + radius, y0),
+                            arrowprops=dict(arrowstyle="-|>", color="0.55", lw=1, shrinkA=0, shrinkB=0))
+                label = (edge_labels or {}).get(l, {}).get((i, j)) if edge_labels else None
+                if label is not None:
+                    t = 0.3
+                    ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0) + 0.08, label, ha="center", fontsize=9,
+                            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none"))
+    for l, column in enumerate(positions):
+        quantum = l in quantum_layers
+        color = QUANTUM_COLOR if quantum else CLASSICAL_COLOR
+        for i, (x, y) in enumerate(column):
+            if quantum:
+                ax.add_patch(FancyBboxPatch((x - radius, y - radius), 2 * radius, 2 * radius,
+                                            boxstyle="round,pad=0.02", fc=color, ec="black", zorder=3))
+            else:
+                ax.add_patch(Circle((x, y), radius, fc=color, ec="black", zorder=3))
+            if node_labels and node_labels[l] and node_labels[l][i] is not None:
+                ax.text(x, y, node_labels[l][i], ha="center", va="center", color="white", fontsize=8, zorder=4)
+        if layer_names:
+            ax.text(l, -(tallest - 1) / 2 - 0.45, layer_names[l], ha="center", va="top", fontsize=10)
+    ax.set_xlim(-0.6, len(layer_sizes) - 0.4)
+    ax.set_ylim(-(tallest - 1) / 2 - 1.1, (tallest - 1) / 2 + 0.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    return ax
+
+
+def plot_loss(history, *, ax=None, label=None, title="Training loss"):
+    """Plot the mean loss of each epoch (as returned by ``helpers.training.fit``). Returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(range(1, len(history) + 1), history, marker="o", markersize=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    if label is not None:
+        ax.legend()
+    ax.grid(alpha=0.3)
+    return ax

@@ -1,0 +1,26 @@
+"""Seeding, so that every run of a chapter prints the same numbers (introduced in every chapter's first cell)."""
+
+import os
+import random
+
+import numpy as np
+import torch
+
+DEFAULT_SEED = 1234
+
+
+def seed_everything(seed: int = DEFAULT_SEED) -> int:
+    """Seed Python, NumPy and PyTorch, and make PyTorch pick deterministic kernels.
+
+    Returns the seed, so a chapter can print or reuse it.
+    """
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    os.environ["PYTHONHASHSEED"] = str(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True)
+    # Two threads match the machines the book is tested on; results then do not depend on the core count.
+    torch.set_num_threads(2)
+    return seed
