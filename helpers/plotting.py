@@ -7,13 +7,19 @@ CLASSICAL_COLOR = "#4C72B0"
 QUANTUM_COLOR = "#8E44AD"
 
 
-def draw_network(layer_sizes, *, ax=None, layer_names=None, node_labels=None, edge_labels=None, quantum_layers=()):
+def draw_network(layer_sizes, *, ax=None, layer_names=None, node_labels=None, edge_labels=None, quantum_layers=(),
+                 edge_label_position=0.3):
     """Draw a feed-forward network as a layered graph, edges only between consecutive layers.
 
     ``node_labels[l][i]`` labels node i of layer l; ``edge_labels[l][(i, j)]`` labels the edge from
     node i of layer l to node j of layer l+1; layers listed in ``quantum_layers`` are drawn as
-    purple boxes (parameterized circuits) instead of circles. Returns the axes.
+    purple boxes (parameterized circuits) instead of circles. ``edge_label_position`` is how far along
+    each edge (0 = source, 1 = target) its label sits. Returns the axes.
     """
+    if isinstance(edge_label_position, bool) or not isinstance(edge_label_position, (int, float)):
+        raise TypeError(f"edge_label_position must be a number, got {edge_label_position!r}")
+    if not 0 <= edge_label_position <= 1:
+        raise ValueError(f"edge_label_position must lie between 0 and 1, got {edge_label_position!r}")
     if not layer_sizes or any(int(n) < 1 for n in layer_sizes):
         raise ValueError(f"layer_sizes must be positive integers, got {layer_sizes!r}")
     if ax is None:
@@ -28,7 +34,7 @@ def draw_network(layer_sizes, *, ax=None, layer_names=None, node_labels=None, ed
                             arrowprops=dict(arrowstyle="-|>", color="0.55", lw=1, shrinkA=0, shrinkB=0))
                 label = (edge_labels or {}).get(l, {}).get((i, j)) if edge_labels else None
                 if label is not None:
-                    t = 0.3
+                    t = edge_label_position
                     ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0) + 0.08, label, ha="center", fontsize=9,
                             bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none"))
     for l, column in enumerate(positions):

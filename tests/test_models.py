@@ -1,0 +1,82 @@
+"""Tests for helpers.models: the hybrid MNIST network and its classical twin."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from helpers.models import ClassicalNet, ConvTrunk, HybridNet, log_probs_from_z
+from helpers.reproducibility import seed_everything
+
+MODELS = (HybridNet, ClassicalNet)
+
+
+@pytest.fixture
+def images():
+    seed_everything()
+    return torch.rand(5, 1, 28, 28)
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_output_shape_and_log_probabilities(model_class, images):
+    model = model_class().eval()
+    out = model(images)
+    assert out.shape == (5, 2)
+    assert (out <= 0).all()
+    torch.testing.assert_close(out.exp().sum(dim=1), torch.ones(5))
+
+
+def test_trunk_gives_one_number_per_image(images):
+    assert ConvTrunk()(images).shape == (5, 1)
+
+
+def test_hybrid_head_is_minus_sin_theta(images):
+    model = HybridNet().eval()
+    theta = model.trunk(images)
+    p1 = model(images).exp()[:, 1:]
+    torch.testing.assert_close(p1, (1 + torch.sin(theta)) / 2, atol=1e-5, rtol=0)
+
+
+def test_classical_head_is_a_logit(images):
+    model = ClassicalNet().eval()
+    logit = model.trunk(images)
+    torch.testing.assert_close(model(images).exp()[:, 1:], torch.sigmoid(logit))
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+def test_gradients_reach_the_conv_weights(model_class, images):
+    model = model_class()
+    F.nll_loss(model(images), torch.tensor([0, 1, 0, 1, 1])).backward()
+    for layer in (model.trunk.conv1, model.trunk.conv2):
+        assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+
+
+def test_hybrid_gradient_matches_the_closed_form(images):
+    """Through the quantum layer, d loss / d theta is what -sin(theta) would give."""
+    model = HybridNet().eval()
+    theta = model.trunk(images).detach().requires_grad_()
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    F.nll_loss(log_probs_from_z(model.quantum(theta)), labels).backward()
+    closed = theta.detach().clone().requires_grad_()
+    F.nll_loss(log_probs_from_z(-torch.sin(closed)), labels).backward()
+    torch.testing.assert_close(theta.grad, closed.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_log_probs_from_z_is_finite_at_the_ends():
+    out = log_probs_from_z(torch.tensor([[-1.0], [0.0], [1.0]]))
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out[1], torch.full((2,), math.log(0.5)))
+    assert out[0, 1] > -1e-5 and out[2, 0] > -1e-5  # <Z> = -1 is class 1, <Z> = +1 is class 0
+
+
+@pytest.mark.parametrize("model_class", MODELS)
+@pytest.mark.parametrize("shape", [(5, 28, 28), (5, 784), (5, 3, 28, 28), (5, 1, 32, 32)])
+def test_bad_input_shape_is_a_clear_error(model_class, shape):
+    with pytest.raises(ValueError, match=r"shape \(batch, 1, 28, 28\)"):
+        model_class()(torch.rand(shape))
+
+
+def test_non_tensor_input_is_a_type_error():
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        ClassicalNet()([[0.0] * 784])
