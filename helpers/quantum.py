@@ -21,13 +21,11 @@ import math
 import numpy as np
 import torch
 from qiskit import QuantumCircuit
-from qiskit.circuit import Gate, Parameter, ParameterExpression, ParameterVector
+from qiskit.circuit import AnnotatedOperation, Gate, Parameter, ParameterExpression, ParameterVector
 from qiskit.circuit.library import (
-    CPhaseGate,
-    CU1Gate,
-    MCPhaseGate,
-    MCU1Gate,
+    PauliEvolutionGate,
     PhaseGate,
+    RGate,
     RXGate,
     RXXGate,
     RYGate,
@@ -36,6 +34,8 @@ from qiskit.circuit.library import (
     RZXGate,
     RZZGate,
     U1Gate,
+    U2Gate,
+    U3Gate,
     UGate,
 )
 from qiskit.primitives import BaseEstimatorV2
@@ -46,16 +46,22 @@ from qiskit_aer.primitives import SamplerV2
 SHIFT = math.pi / 2
 
 # Gates exp(-i a G) whose generator G has exactly two eigenvalues, 1 apart (up to a global phase):
-# for these the two-term shift rule is exact.
-TWO_TERM_GATES = (
-    RXGate, RYGate, RZGate, PhaseGate, U1Gate, CPhaseGate, CU1Gate, MCPhaseGate, MCU1Gate,
-    RXXGate, RYYGate, RZZGate, RZXGate,
-)
+# for these the two-term shift rule is exact. Controlled phases (cp, cu1, mcphase) would qualify too,
+# but Aer mis-simulates controlled parameterized gates under parameter binding (qiskit-aer #2323,
+# #2391), so they are expanded through their definitions instead, like every other gate.
+# For U, U2, U3 each angle on its own is such a rotation (U(t, p, l) = RZ(p) RY(t) RZ(l) up to a phase),
+# and so is R's first angle: these gates reach the simulator intact when only those slots are trainable.
+TWO_TERM_GATES = {
+    **{gate: (0,) for gate in (RXGate, RYGate, RZGate, PhaseGate, U1Gate, RXXGate, RYYGate, RZZGate, RZXGate)},
+    UGate: (0, 1, 2), U3Gate: (0, 1, 2), U2Gate: (0, 1), RGate: (0,),
+}
 
 # Qubits in one packed exact simulation: small circuits are simulated several copies at a time.
 PACKED_QUBITS = 6
 
 _NOT_GATES_ALLOWED = ("barrier", "delay")
+# Gates without trainable angles stay as they are if Aer simulates them; others are expanded.
+_AER_GATES = frozenset(AerSimulator(method="statevector").configuration().basis_gates)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -94,11 +100,51 @@ def _trainable_in(op, trainable):
     return found
 
 
+def _definition(op, used):
+    """The gate's definition as a circuit of other gates, or a ValueError that names the gate."""
+    if isinstance(op, PauliEvolutionGate):
+        terms = [p for operator in (op.operator if isinstance(op.operator, list) else [op.operator])
+                 for p in operator.simplify().paulis]  # terms with zero weight do not count
+        if any(not a.commutes(b) for i, a in enumerate(terms) for b in terms[i + 1:]):
+            raise ValueError(
+                f"gate '{op.name}' evolves under non-commuting Pauli terms: its definition is only a "
+                "product-formula approximation, so the layer cannot use it exactly"
+            )
+    try:
+        definition = op.definition
+    except Exception as error:  # some gates cannot build a definition while their angles are symbolic
+        definition, reason = None, f" ({error})"
+    else:
+        reason = ""
+    if definition is None:
+        uses = f"uses parameter(s) {_names(used)} but " if used else ""
+        raise ValueError(
+            f"gate '{op.name}' {uses}has no definition in terms of gates the layer can "
+            f"differentiate and simulate exactly{reason}"
+        )
+    return definition
+
+
+def _two_term(op, trainable):
+    """Whether every angle of ``op`` that uses a trainable parameter sits in a two-term slot."""
+    slots = TWO_TERM_GATES.get(op.base_class, ())
+    return all(
+        j in slots for j, value in enumerate(op.params)
+        if isinstance(value, ParameterExpression) and value.parameters & trainable
+    )
+
+
 def _expand(circuit, qubit_map, trainable, out):
-    """Append ``(operation, qubits)`` to ``out`` until every trainable angle is in a two-term gate."""
+    """Append ``(operation, qubits)`` to ``out`` until every trainable angle is in a two-term gate
+    and every other gate is one that Aer simulates."""
     for instruction in circuit.data:
         op = instruction.operation
         qubits = [qubit_map[circuit.find_bit(q).index] for q in instruction.qubits]
+        if isinstance(op, AnnotatedOperation):
+            raise ValueError(
+                f"'{op.name}' is an annotated operation: build it with annotated=False (for example "
+                "gate.control(2, annotated=False)) so that the layer can see its gates"
+            )
         if not isinstance(op, Gate):
             if op.name in _NOT_GATES_ALLOWED:
                 out.append((op, qubits))
@@ -108,18 +154,12 @@ def _expand(circuit, qubit_map, trainable, out):
                 "its observables itself, so remove measurements, resets and classical control"
             )
         used = _trainable_in(op, trainable)
-        if not used or op.base_class in TWO_TERM_GATES:
+        if used and _two_term(op, trainable):
             out.append((op, qubits))
-        elif op.base_class is UGate:  # U(t, p, l) = RZ(p) RY(t) RZ(l), up to a global phase
-            theta, phi, lam = op.params
-            out += [(RZGate(lam), qubits), (RYGate(theta), qubits), (RZGate(phi), qubits)]
-        elif op.definition is not None:
-            _expand(op.definition, qubits, trainable, out)
+        elif not used and op.name in _AER_GATES:
+            out.append((op, qubits))
         else:
-            raise ValueError(
-                f"gate '{op.name}' uses parameter(s) {_names(used)} but has no definition in terms "
-                "of gates the layer can differentiate exactly"
-            )
+            _expand(_definition(op, used), qubits, trainable, out)
 
 
 def _affine(expression, order, op_name):
@@ -278,7 +318,12 @@ class SampledAer:
 
 
 class Estimated:
-    """Expectation values from any Qiskit ``BaseEstimatorV2``, one broadcast PUB per call."""
+    """Expectation values from any Qiskit ``BaseEstimatorV2``, one broadcast PUB per call.
+
+    The estimator receives the rewritten circuit: gates whose trainable angles need more than two shift
+    terms (controlled rotations, for example) arrive decomposed, so key a noise model on basis gates, or
+    transpile to the backend's basis before building the layer.
+    """
 
     def __init__(self, shiftable, observables, estimator):
         self.circuit, self.estimator = shiftable.circuit, estimator
@@ -321,8 +366,8 @@ class QuantumFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs, weights, layer):
         batch = inputs.shape[0]
-        values = torch.cat([inputs.detach(), weights.detach().to(inputs.dtype).expand(batch, -1)], dim=1)
-        angles = layer.shiftable.angles(values.cpu().double().numpy())
+        values = torch.cat([inputs.detach().double(), weights.detach().double().expand(batch, -1)], dim=1)
+        angles = layer.shiftable.angles(values.cpu().numpy())
         ctx.layer, ctx.angles = layer, angles
         ctx.weights_dtype = weights.dtype
         return torch.as_tensor(layer.evaluate(angles), dtype=inputs.dtype, device=inputs.device)
@@ -401,7 +446,9 @@ class QuantumLayer(torch.nn.Module):
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
-        self.circuit, self.observables, self.shots = circuit, list(observables), shots
+        # Simplified, with real coefficients: what every evaluator receives.
+        observables = [SparsePauliOp(o.simplify().paulis, o.simplify().coeffs.real) for o in observables]
+        self.circuit, self.observables, self.shots = circuit, observables, shots
         self.shiftable = shiftable_form(circuit, listed)
         if estimator is not None:
             self.evaluate = Estimated(self.shiftable, self.observables, estimator)
