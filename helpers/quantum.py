@@ -227,9 +227,9 @@ class ExactAer:
     side (``PACKED_QUBITS`` qubits in all) and each copy serves a different row of the batch.
     """
 
-    def __init__(self, shiftable, observables):
+    def __init__(self, shiftable, observables, packed_qubits=PACKED_QUBITS):
         n = shiftable.circuit.num_qubits
-        self.copies = max(1, PACKED_QUBITS // n)
+        self.copies = max(1, packed_qubits // n)
         self.n_observables = len(observables)
         self.copy_params = [ParameterVector(f"c{j}", len(shiftable.angle_params)) for j in range(self.copies)]
         packed = QuantumCircuit(n * self.copies)
@@ -240,7 +240,8 @@ class ExactAer:
             for o, observable in enumerate(observables):
                 packed.save_expectation_value(observable, range(j * n, (j + 1) * n), label=f"c{j}o{o}")
         self.packed = packed
-        self.simulator = AerSimulator(method="statevector", runtime_parameter_bind_enable=True)
+        # One thread: these circuits are tiny, and OpenMP threads only wait on each other (2-4x slower).
+        self.simulator = AerSimulator(method="statevector", runtime_parameter_bind_enable=True, max_parallel_threads=1)
 
     def __call__(self, angles):
         batch, n_angles = angles.shape
@@ -289,7 +290,8 @@ class SampledAer:
             for label, coeff in zip(obs.paulis.to_labels(), obs.coeffs):
                 if set(label) == {"I"}:
                     self.constant[o] += coeff.real
-        self.sampler = SamplerV2(options={"backend_options": {"runtime_parameter_bind_enable": True}})
+        backend_options = {"runtime_parameter_bind_enable": True, "max_parallel_threads": 1}
+        self.sampler = SamplerV2(options={"backend_options": backend_options})
 
     @staticmethod
     def _diagonal_parts(observables, group_labels):
