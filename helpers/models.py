@@ -29,7 +29,7 @@ class ConvTrunk(nn.Module):
         super().__init__()
         self.conv1 = nn.Conv2d(1, 10, kernel_size=5)  # 28x28 -> 10 maps of 24x24, pooled to 12x12
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)  # -> 20 maps of 8x8, pooled to 4x4: 320 numbers
-        self.conv2_drop = nn.Dropout2d(dropout)
+        self.map_dropout = nn.Dropout2d(dropout)  # silences whole feature maps of conv2 in training
         self.fc1 = nn.Linear(320, 50)
         self.drop = nn.Dropout(dropout)
         self.fc2 = nn.Linear(50, 1)
@@ -39,10 +39,11 @@ class ConvTrunk(nn.Module):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
             raise ValueError(f"input must have shape (batch, 1, 28, 28), got {tuple(x.shape)}")
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))
-        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
-        x = self.drop(F.relu(self.fc1(x.flatten(1))))
-        return self.fc2(x)
+        maps = F.relu(F.max_pool2d(self.conv1(x), kernel_size=2))
+        maps = self.map_dropout(self.conv2(maps))
+        maps = F.relu(F.max_pool2d(maps, kernel_size=2))
+        hidden = F.relu(self.fc1(torch.flatten(maps, start_dim=1)))
+        return self.fc2(self.drop(hidden))
 
 
 def one_qubit_circuit():
