@@ -224,7 +224,8 @@ class ExactAer:
     """Exact expectation values from Aer's statevector simulator, one simulation per call.
 
     Aer pays a fixed cost per parameter set, so a small circuit is laid out several times side by
-    side (``PACKED_QUBITS`` qubits in all) and each copy serves a different row of the batch.
+    side (``packed_qubits`` qubits in all, ``PACKED_QUBITS`` by default) and each copy serves a different
+    row of the batch.
     """
 
     def __init__(self, shiftable, observables, packed_qubits=PACKED_QUBITS):
