@@ -6,7 +6,8 @@ forward + backward (all outputs summed, gradient with respect to every input) of
 (a) a per-sample loop with the tutorial's call structure: one primitive call per sample for the forward
     pass and one per sample and per shift for the backward pass, using Aer's exact ``EstimatorV2`` with
     ``runtime_parameter_bind_enable=True`` (its fastest setting, so the baseline is fair);
-(b) ``helpers.quantum.QuantumLayer`` with its default exact evaluator: two calls per batch.
+(b) ``helpers.quantum.QuantumLayer`` with its default exact evaluator: one call per batch, which
+    carries the batch and all its shifted points.
 
 Before any timing it checks that (a) and (b) give the same values and gradients. Times are the median of
 ``--repeats`` runs after one warm-up run, in microseconds per sample. The machine may be shared, so run it

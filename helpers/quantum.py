@@ -11,8 +11,9 @@ The plan, in four steps:
 2. An evaluator turns a batch of angle vectors into expectation values in one call:
    exact (Aer), sampled with real shots (Aer's sampler), or any ``BaseEstimatorV2``.
 3. ``parameter_shift`` differentiates with respect to every angle by the two-term rule
-   [f(a + s) - f(a - s)] / (2 sin s), all shifted points of a batch in one call.
-4. The chain rule through ``J`` gives the gradient with respect to inputs and weights.
+   [f(a + s) - f(a - s)] / (2 sin s). When training, the batch and all its shifted points go to
+   the evaluator in one call, during the forward pass.
+4. The backward pass applies the chain rule through ``J``: gradients for inputs and weights.
 """
 
 from dataclasses import dataclass
@@ -342,11 +343,12 @@ class Estimated:
 # ---------------------------------------------------------------------------------------------
 
 
-def parameter_shift(evaluate, angles, which, shift=SHIFT):
+def parameter_shift(evaluate, angles, which, shift=SHIFT, values=False):
     """d f / d angle for the angles listed in ``which``, by [f(a+s) - f(a-s)] / (2 sin s).
 
     ``angles`` has shape (batch, angles); ``evaluate`` is called once, on all shifted points.
-    Returns shape (batch, len(which), observables).
+    Returns shape (batch, len(which), observables). With ``values=True`` the unshifted angles join
+    the same call, and the result is the pair ``(f(angles), derivatives)``.
     """
     batch, n_angles = angles.shape
     steps = np.zeros((len(which), n_angles))
@@ -354,8 +356,12 @@ def parameter_shift(evaluate, angles, which, shift=SHIFT):
     plus = angles[:, None, :] + steps  # (batch, which, angles)
     minus = angles[:, None, :] - steps
     points = np.stack([plus, minus], axis=1).reshape(-1, n_angles)
-    values = evaluate(points).reshape(batch, 2, len(which), -1)
-    return (values[:, 0] - values[:, 1]) / (2 * math.sin(shift))
+    if values:
+        points = np.concatenate([angles, points])
+    f = evaluate(points)
+    shifted = (f[batch:] if values else f).reshape(batch, 2, len(which), f.shape[1])
+    derivatives = (shifted[:, 0] - shifted[:, 1]) / (2 * math.sin(shift))
+    return (f[:batch], derivatives) if values else derivatives
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,35 +370,39 @@ def parameter_shift(evaluate, angles, which, shift=SHIFT):
 
 
 class QuantumFunction(torch.autograd.Function):
-    """Forward: expectation values of a batch. Backward: parameter shift, then the chain rule."""
+    """Forward: expectation values of a batch and, when a gradient will be wanted, their parameter-shift
+    derivatives, all from one evaluator call. Backward: the chain rule, with no further call."""
 
     @staticmethod
-    def forward(ctx, inputs, weights, layer):
-        batch = inputs.shape[0]
+    def forward(ctx, inputs, weights, layer, grad_enabled):
+        batch, n_inputs = inputs.shape
         values = torch.cat([inputs.detach().double(), weights.detach().double().expand(batch, -1)], dim=1)
         angles = layer.shiftable.angles(values.cpu().numpy())
-        ctx.layer, ctx.angles = layer, angles
-        ctx.weights_dtype = weights.dtype
-        return torch.as_tensor(layer.evaluate(angles), dtype=inputs.dtype, device=inputs.device)
+        jacobian = layer.shiftable.jacobian  # (angles, values)
+        wanted = np.zeros(jacobian.shape[1], dtype=bool)  # the values autograd will ask about
+        wanted[:n_inputs] = grad_enabled and ctx.needs_input_grad[0]
+        wanted[n_inputs:] = grad_enabled and ctx.needs_input_grad[1]
+        ctx.which = np.flatnonzero((jacobian[:, wanted] != 0).any(axis=1))  # angles worth shifting
+        if len(ctx.which):
+            out, ctx.d_angles = parameter_shift(layer.evaluate, angles, ctx.which, values=True)
+        else:
+            out, ctx.d_angles = layer.evaluate(angles), None
+        ctx.layer, ctx.weights_dtype = layer, weights.dtype
+        return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_output):
         layer, n_inputs = ctx.layer, len(ctx.layer.input_params)
-        jacobian = layer.shiftable.jacobian  # (angles, values)
-        wanted = np.zeros(jacobian.shape[1], dtype=bool)
-        wanted[:n_inputs] = ctx.needs_input_grad[0]
-        wanted[n_inputs:] = ctx.needs_input_grad[1]
-        which = np.flatnonzero((jacobian[:, wanted] != 0).any(axis=1))  # angles worth shifting
-        grad_values = np.zeros((ctx.angles.shape[0], jacobian.shape[1]))
-        if len(which):
-            d_angles = parameter_shift(layer.evaluate, ctx.angles, which)  # (batch, which, outputs)
-            d_values = np.einsum("bko,kp->bpo", d_angles, jacobian[which])
+        jacobian = layer.shiftable.jacobian
+        grad_values = np.zeros((grad_output.shape[0], jacobian.shape[1]))
+        if ctx.d_angles is not None:  # (batch, which, outputs)
+            d_values = np.einsum("bko,kp->bpo", ctx.d_angles, jacobian[ctx.which])
             grad_values = np.einsum("bpo,bo->bp", d_values, grad_output.detach().cpu().double().numpy())
         grad_values = torch.as_tensor(grad_values, device=grad_output.device)
         grad_inputs = grad_values[:, :n_inputs].to(grad_output.dtype) if ctx.needs_input_grad[0] else None
         grad_weights = grad_values[:, n_inputs:].sum(0).to(ctx.weights_dtype) if ctx.needs_input_grad[1] else None
-        return grad_inputs, grad_weights, None
+        return grad_inputs, grad_weights, None, None
 
 
 def _as_parameters(params, what):
@@ -408,7 +418,8 @@ class QuantumLayer(torch.nn.Module):
 
     ``input_params`` are fed from the previous layer, ``weight_params`` are trained here.
     Exact Aer by default; ``shots=N`` samples N real shots per circuit (seeded by ``seed``);
-    ``estimator=`` uses any ``BaseEstimatorV2`` as given. Gradients: exact parameter shift.
+    ``estimator=`` uses any ``BaseEstimatorV2`` as given. Gradients: exact parameter shift, computed in
+    the forward pass whenever autograd may ask for them; evaluate under ``torch.no_grad()`` to skip that.
     """
 
     def __init__(self, circuit, observables, input_params, weight_params=(), *, estimator=None, shots=None, seed=None):
@@ -478,7 +489,7 @@ class QuantumLayer(torch.nn.Module):
             raise ValueError("input contains NaN or infinite values")
         if not torch.isfinite(self.weight).all():
             raise ValueError("the layer's weights contain NaN or infinite values")
-        return QuantumFunction.apply(x, self.weight, self)
+        return QuantumFunction.apply(x, self.weight, self, torch.is_grad_enabled())
 
     def extra_repr(self):
         mode = f"shots={self.shots}" if self.shots else type(self.evaluate).__name__

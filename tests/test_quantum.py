@@ -318,6 +318,23 @@ def test_parameter_shift_batched_many_angles_one_call():
     np.testing.assert_allclose(grads[:, 1, 1], np.cos(a0), atol=1e-12)
 
 
+def test_parameter_shift_with_values_adds_the_unshifted_rows_to_the_same_call():
+    def f(angles):
+        return np.stack([np.cos(angles[:, 0]) * np.sin(angles[:, 1]), np.sin(angles[:, 0]) + np.cos(angles[:, 2])], 1)
+
+    counter = Counter(f)
+    angles = rand((4, 3), seed=2)
+    values, grads = parameter_shift(counter, angles, [2, 0], shift=0.7, values=True)
+    assert counter.shapes == [(4 + 4 * 2 * 2, 3)]
+    np.testing.assert_array_equal(values, f(angles))
+    np.testing.assert_array_equal(grads, parameter_shift(f, angles, [2, 0], shift=0.7))
+
+
+def test_parameter_shift_with_values_and_nothing_to_shift():
+    values, grads = parameter_shift(lambda v: np.sin(v), rand((3, 2), seed=3), [], values=True)
+    assert values.shape == (3, 2) and grads.shape == (3, 0, 2)
+
+
 # ---------------------------------------------------------------------------------------------
 # gradcheck and finite differences on entangling circuits with several observables
 # ---------------------------------------------------------------------------------------------
@@ -700,7 +717,7 @@ def test_regression_parameterized_rv_gate_refused_with_value_error():
 
 
 # ---------------------------------------------------------------------------------------------
-# Batching: one call forward, one call backward, no loop over samples
+# Batching: one evaluator call per training step, no loop over samples
 # ---------------------------------------------------------------------------------------------
 
 
@@ -712,17 +729,51 @@ def counting_layer(**kwargs):
 
 
 @pytest.mark.parametrize("batch", [1, 5, 7])
-def test_batch_forward_one_call_backward_one_call(batch):
+def test_one_call_per_training_step(batch):
+    """Forward sends the batch and all its shifted points in one call; backward makes no call."""
     layer = counting_layer()
     x = torch.tensor(rand((batch, 2), seed=5), requires_grad=True)
     y = layer(x)
-    assert len(layer.evaluate.shapes) == 1
-    assert layer.evaluate.shapes[0][0] == batch
+    n_angles = len(layer.shiftable.angle_params)
+    # every angle depends on some input or weight here: the batch, then two shifted points per angle and sample
+    assert layer.evaluate.shapes == [((1 + 2 * n_angles) * batch, n_angles)]
     y.sum().backward()
-    assert len(layer.evaluate.shapes) == 2
-    n_angles = layer.evaluate.shapes[0][1]
-    # every angle depends on some input or weight here; two shifted points per angle and sample
-    assert layer.evaluate.shapes[1] == (2 * batch * n_angles, n_angles)
+    assert len(layer.evaluate.shapes) == 1
+
+
+def test_no_gradient_wanted_means_no_shifted_points():
+    """Under torch.no_grad, or when neither the input nor the weights require a gradient: values only."""
+    x = torch.tensor(rand((3, 2), seed=5))
+    layer = counting_layer()
+    with torch.no_grad():
+        layer(x.clone().requires_grad_(True))
+    layer.weight.requires_grad_(False)
+    y = layer(x)
+    n_angles = len(layer.shiftable.angle_params)
+    assert layer.evaluate.shapes == [(3, n_angles), (3, n_angles)]
+    assert not y.requires_grad
+
+
+def test_values_are_the_same_with_and_without_gradients():
+    layer = counting_layer()
+    x = torch.tensor(rand((5, 2), seed=16))
+    with torch.no_grad():
+        plain = layer(x)
+    fused = layer(x.clone().requires_grad_(True))
+    # the rows sit in different packed copies, so agreement is to rounding, not bit for bit
+    torch.testing.assert_close(fused.detach(), plain, atol=1e-14, rtol=0)
+
+
+def test_backward_twice_gives_the_same_gradient_without_new_calls():
+    layer = counting_layer()
+    x = torch.tensor(rand((4, 2), seed=17), requires_grad=True)
+    y = layer(x)
+    y.sum().backward(retain_graph=True)
+    first = x.grad.clone()
+    x.grad = None
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, first, atol=0, rtol=0)
+    assert len(layer.evaluate.shapes) == 1
 
 
 def test_batch_result_equals_per_sample_results():
@@ -795,7 +846,7 @@ def test_inputs_without_grad_shift_only_weight_angles():
     x = torch.tensor(rand((batch, 1), seed=9))  # requires_grad False
     layer(x).sum().backward()
     weight_angles = 4  # c, d, d, a + c
-    assert layer.evaluate.shapes[1][0] == 2 * batch * weight_angles
+    assert layer.evaluate.shapes == [((1 + 2 * weight_angles) * batch, 6)]
     assert x.grad is None and layer.weight.grad is not None
 
 
@@ -807,19 +858,19 @@ def test_frozen_weights_shift_only_input_angles():
     x = torch.tensor(rand((batch, 1), seed=9), requires_grad=True)
     layer(x).sum().backward()
     input_angles = 3  # a, 2a, a + c
-    assert layer.evaluate.shapes[1][0] == 2 * batch * input_angles
+    assert layer.evaluate.shapes == [((1 + 2 * input_angles) * batch, 6)]
     # the input gradient is still right
     for row in range(batch):
         grad = sv_gradient(mixed_circuit(), [SparsePauliOp("ZZ")], [a, c, d], [x[row, 0].item(), 0.2, -0.4])
         assert x.grad[row, 0].item() == pytest.approx(grad[0, 0], abs=1e-7)
 
 
-def test_no_grad_means_no_backward_call():
+def test_no_grad_evaluates_the_batch_only():
     layer = make_layer(mixed_circuit(), [SparsePauliOp("ZZ")], [a], [c, d])
     layer.evaluate = Counter(layer.evaluate)
     with torch.no_grad():
         layer(torch.tensor([[0.1], [0.2]], dtype=torch.float64))
-    assert len(layer.evaluate.shapes) == 1
+    assert layer.evaluate.shapes == [(2, 6)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -985,9 +1036,9 @@ def test_estimator_is_used_and_matches_statevector():
     xs = rand((3, 2), seed=15)
     x = torch.tensor(xs, requires_grad=True)
     y = layer(x)
-    assert estimator.calls == 1
+    assert estimator.calls == 1  # the values and every shifted point, in one call
     y.sum().backward()
-    assert estimator.calls == 2
+    assert estimator.calls == 1
     for row in range(3):
         allv = np.concatenate([xs[row], w])
         np.testing.assert_allclose(y[row].detach().numpy(), sv_expectations(qc, ENTANGLING_OBSERVABLES, inputs + weights, allv),
