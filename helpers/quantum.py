@@ -343,11 +343,11 @@ class Estimated:
 # ---------------------------------------------------------------------------------------------
 
 
-def parameter_shift(evaluate, angles, which, shift=SHIFT, values=False):
+def parameter_shift(evaluate, angles, which, shift=SHIFT, unshifted=False):
     """d f / d angle for the angles listed in ``which``, by [f(a+s) - f(a-s)] / (2 sin s).
 
     ``angles`` has shape (batch, angles); ``evaluate`` is called once, on all shifted points.
-    Returns shape (batch, len(which), observables). With ``values=True`` the unshifted angles join
+    Returns shape (batch, len(which), observables). With ``unshifted=True`` the angles themselves join
     the same call, and the result is the pair ``(f(angles), derivatives)``.
     """
     batch, n_angles = angles.shape
@@ -356,12 +356,12 @@ def parameter_shift(evaluate, angles, which, shift=SHIFT, values=False):
     plus = angles[:, None, :] + steps  # (batch, which, angles)
     minus = angles[:, None, :] - steps
     points = np.stack([plus, minus], axis=1).reshape(-1, n_angles)
-    if values:
+    if unshifted:
         points = np.concatenate([angles, points])
     f = evaluate(points)
-    shifted = (f[batch:] if values else f).reshape(batch, 2, len(which), f.shape[1])
+    shifted = (f[batch:] if unshifted else f).reshape(batch, 2, len(which), f.shape[1])
     derivatives = (shifted[:, 0] - shifted[:, 1]) / (2 * math.sin(shift))
-    return (f[:batch], derivatives) if values else derivatives
+    return (f[:batch], derivatives) if unshifted else derivatives
 
 
 # ---------------------------------------------------------------------------------------------
@@ -384,7 +384,7 @@ class QuantumFunction(torch.autograd.Function):
         wanted[n_inputs:] = grad_enabled and ctx.needs_input_grad[1]
         ctx.which = np.flatnonzero((jacobian[:, wanted] != 0).any(axis=1))  # angles worth shifting
         if len(ctx.which):
-            out, ctx.d_angles = parameter_shift(layer.evaluate, angles, ctx.which, values=True)
+            out, ctx.d_angles = parameter_shift(layer.evaluate, angles, ctx.which, unshifted=True)
         else:
             out, ctx.d_angles = layer.evaluate(angles), None
         ctx.layer, ctx.weights_dtype = layer, weights.dtype

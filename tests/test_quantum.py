@@ -318,20 +318,20 @@ def test_parameter_shift_batched_many_angles_one_call():
     np.testing.assert_allclose(grads[:, 1, 1], np.cos(a0), atol=1e-12)
 
 
-def test_parameter_shift_with_values_adds_the_unshifted_rows_to_the_same_call():
+def test_parameter_shift_unshifted_adds_the_batch_itself_to_the_same_call():
     def f(angles):
         return np.stack([np.cos(angles[:, 0]) * np.sin(angles[:, 1]), np.sin(angles[:, 0]) + np.cos(angles[:, 2])], 1)
 
     counter = Counter(f)
     angles = rand((4, 3), seed=2)
-    values, grads = parameter_shift(counter, angles, [2, 0], shift=0.7, values=True)
+    values, grads = parameter_shift(counter, angles, [2, 0], shift=0.7, unshifted=True)
     assert counter.shapes == [(4 + 4 * 2 * 2, 3)]
     np.testing.assert_array_equal(values, f(angles))
     np.testing.assert_array_equal(grads, parameter_shift(f, angles, [2, 0], shift=0.7))
 
 
-def test_parameter_shift_with_values_and_nothing_to_shift():
-    values, grads = parameter_shift(lambda v: np.sin(v), rand((3, 2), seed=3), [], values=True)
+def test_parameter_shift_unshifted_with_nothing_to_shift():
+    values, grads = parameter_shift(lambda v: np.sin(v), rand((3, 2), seed=3), [], unshifted=True)
     assert values.shape == (3, 2) and grads.shape == (3, 0, 2)
 
 
