@@ -24,11 +24,10 @@ import time
 
 import numpy as np
 import torch
-from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_aer.primitives import EstimatorV2
 
+from helpers.models import one_qubit_circuit
 from helpers.quantum import QuantumLayer
 from helpers.reproducibility import seed_everything
 
@@ -40,20 +39,12 @@ SHIFT = math.pi / 2
 TOLERANCE = 1e-10
 
 
-def one_qubit_circuit():
-    """The tutorial's circuit: H, then RY(theta). Returns ``(circuit, theta, observable Z)``."""
-    theta = Parameter("theta")
-    circuit = QuantumCircuit(1)
-    circuit.h(0)
-    circuit.ry(theta, 0)
-    return circuit, theta, SparsePauliOp("Z")
-
-
 class PerSampleLoop:
     """Baseline (a): values and d<Z>/dtheta with three primitive calls per sample, as the tutorial did."""
 
     def __init__(self):
-        self.circuit, _, self.observable = one_qubit_circuit()
+        self.circuit, _ = one_qubit_circuit()
+        self.observable = SparsePauliOp("Z")
         self.estimator = EstimatorV2(options={"backend_options": {"runtime_parameter_bind_enable": True}})
 
     def _expectation(self, theta):
@@ -73,8 +64,8 @@ class BatchedLayer:
     """Candidate (b): ``QuantumLayer`` forward and backward on the whole batch."""
 
     def __init__(self):
-        circuit, theta, observable = one_qubit_circuit()
-        self.layer = QuantumLayer(circuit, [observable], [theta]).double()
+        circuit, theta = one_qubit_circuit()
+        self.layer = QuantumLayer(circuit, [SparsePauliOp("Z")], [theta]).double()
 
     def __call__(self, thetas):
         """Values and gradients, two arrays of shape (batch,), for angles of shape (batch,)."""
