@@ -46,6 +46,7 @@ execute: $(STAMP)
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/quantum_layer.py
 	$(BIN)/python benchmarks/hybrid_mnist.py
+	$(BIN)/python benchmarks/layer_memory.py
 
 clean:
 	rm -rf _build

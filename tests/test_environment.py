@@ -13,7 +13,7 @@ REQUIREMENTS = [
     if line.strip() and not line.strip().startswith("#")
 ]
 PINNED = {re.split(r"[=<>!~\[]", line)[0].lower().replace("_", "-") for line in REQUIREMENTS}
-LOCAL = {"helpers", "book", "quantum_layer", "hybrid_mnist"}
+LOCAL = {"helpers", "book", "quantum_layer", "hybrid_mnist", "quantum_reference"}
 
 
 def test_every_requirement_is_pinned_exactly():
