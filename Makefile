@@ -1,8 +1,11 @@
 # Set-up, build and test for the book. Every target creates .venv/ first if it is missing.
 #   make book      render the book to _build/html/
-#   make test      unit tests + nbval over every chapter + hygiene + strict book build
+#   make test      Ruff lint and format check + unit tests + nbval over every chapter + hygiene
+#                  + strict book build
 #   make execute   re-execute every chapter in place (refreshes the stored outputs)
 #   make benchmark run the speed benchmarks in benchmarks/
+#   make lint      only the Ruff checks that make test starts with
+#   make format    let Ruff format the Python files and notebooks and fix what it can
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +17,7 @@ NOTEBOOKS = $(shell $(BIN)/python tests/book.py notebooks)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test execute benchmark clean
+.PHONY: book test execute benchmark lint format clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11")'
@@ -30,6 +33,8 @@ book: $(STAMP)
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
 	rm -rf _build
@@ -47,6 +52,14 @@ benchmark: $(STAMP)
 	$(BIN)/python benchmarks/quantum_layer.py
 	$(BIN)/python benchmarks/hybrid_mnist.py
 	$(BIN)/python benchmarks/layer_memory.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 clean:
 	rm -rf _build

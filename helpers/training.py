@@ -1,4 +1,6 @@
-"""Minibatch training and evaluation (introduced in chapter 1, used in chapters 2 and 6)."""
+"""Minibatch training and evaluation
+(introduced in chapter 1, used in chapters 2 and 6).
+"""
 
 import torch
 from tqdm.auto import tqdm
@@ -6,7 +8,9 @@ from tqdm.auto import tqdm
 
 def _check(x, y, epochs, batch_size):
     if len(x) != len(y):
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
+        raise ValueError(
+            f"x and y must have the same length, got {len(x)} and {len(y)}"
+        )
     if len(x) == 0:
         raise ValueError("no training data")
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
@@ -14,10 +18,24 @@ def _check(x, y, epochs, batch_size):
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def fit(model, x, y, loss_fn, *, epochs, batch_size, lr=1e-3, optimizer=None, progress=True, desc="training"):
-    """Train ``model`` on ``(x, y)`` with shuffled minibatches (Adam at ``lr`` unless ``optimizer`` is given).
+def fit(
+    model,
+    x,
+    y,
+    loss_fn,
+    *,
+    epochs,
+    batch_size,
+    lr=1e-3,
+    optimizer=None,
+    progress=True,
+    desc="training",
+):
+    """Train ``model`` on ``(x, y)`` with shuffled minibatches (Adam at ``lr`` unless
+    ``optimizer`` is given).
 
-    Shuffling draws from torch's seeded generator. Returns the mean training loss of each epoch.
+    Shuffling draws from torch's seeded generator. Returns the mean training loss of
+    each epoch.
     """
     _check(x, y, epochs, batch_size)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
@@ -41,18 +59,26 @@ def fit(model, x, y, loss_fn, *, epochs, batch_size, lr=1e-3, optimizer=None, pr
 
 @torch.no_grad()
 def predict(model, x, batch_size=512):
-    """The model's outputs for ``x`` in evaluation mode (dropout off), without gradients."""
+    """The model's outputs for ``x`` in evaluation mode (dropout off),
+    without gradients.
+    """
     model.eval()
-    return torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    return torch.cat(
+        [model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    )
 
 
 def predicted_classes(outputs):
-    """Class predictions from outputs: argmax over columns, or ``logit > 0`` for a single column."""
+    """Class predictions from outputs: argmax over columns,
+    or ``logit > 0`` for a single column.
+    """
     if outputs.dim() == 2 and outputs.shape[1] > 1:
         return outputs.argmax(dim=1)
     return (outputs.reshape(-1) > 0).long()
 
 
 def accuracy(model, x, y):
-    """Fraction of ``x`` that the model classifies as ``y`` (outputs: logits or log-probabilities)."""
+    """Fraction of ``x`` that the model classifies as ``y`` (outputs: logits or
+    log-probabilities).
+    """
     return (predicted_classes(predict(model, x)) == y).float().mean().item()

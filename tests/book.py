@@ -1,8 +1,9 @@
-"""The book's own tooling: which notebooks the table of contents lists, the repository URL setting,
-the Colab set-up cell and the Binder requirements that are derived from it.
+"""The book's own tooling: which notebooks the table of contents lists, the repository
+URL setting, the Colab set-up cell and the Binder requirements that are derived from it.
 
     python tests/book.py notebooks   # print the notebooks listed in _toc.yml
-    python tests/book.py sync        # rewrite the derived files: Colab cells, binder/requirements.txt
+    python tests/book.py sync        # rewrite the derived files: Colab cells,
+                                     # binder/requirements.txt
 """
 
 import json
@@ -19,7 +20,9 @@ COLAB_PACKAGES = ("qiskit", "qiskit-aer", "mlxtend", "pylatexenc")
 
 
 def toc_files():
-    """Every file in ``_toc.yml`` (root first), as paths relative to the repository root, with suffix."""
+    """Every file in ``_toc.yml`` (root first), as paths relative to the repository
+    root, with suffix.
+    """
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     names = [toc["root"]]
 
@@ -34,7 +37,11 @@ def toc_files():
     walk(toc.get("chapters"))
     files = []
     for name in names:
-        matches = [ROOT / (name + suffix) for suffix in (".ipynb", ".md") if (ROOT / (name + suffix)).exists()]
+        matches = [
+            ROOT / (name + suffix)
+            for suffix in (".ipynb", ".md")
+            if (ROOT / (name + suffix)).exists()
+        ]
         files.append(matches[0].relative_to(ROOT) if matches else Path(name))
     return files
 
@@ -45,31 +52,47 @@ def toc_notebooks():
 
 
 def repository_url():
-    """The one setting for the repository's address: ``repository.url`` in ``_config.yml``."""
+    """The one setting for the repository's address: ``repository.url`` in
+    ``_config.yml``.
+    """
     return yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
 
 
 def colab_cell_source(url=None):
-    """The first cell of every chapter: on Colab only, fetch the helpers and install what Colab lacks."""
+    """The first cell of every chapter: on Colab only, fetch the helpers and install
+    what Colab lacks.
+
+    Its lines stay within Ruff's line length (the chapters are linted with the same
+    settings as the code): the long shell commands continue on a second line with a
+    backslash, which IPython joins before running them.
+    """
     url = url or repository_url()
     pattern = "|".join(re.escape(p) for p in COLAB_PACKAGES)
     return (
-        "# On Google Colab only: fetch the book's helpers and install what Colab lacks (elsewhere, nothing).\n"
+        "# On Google Colab only: fetch the book's helpers and install what "
+        "Colab lacks\n"
+        "# (elsewhere, nothing).\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f"    !git clone --quiet --depth 1 {url} /content/book\n"
-        f'    !grep -E "^({pattern})==" /content/book/requirements.txt > /tmp/colab-requirements.txt\n'
+        "    !git clone --quiet --depth 1 \\\n"
+        f"        {url} /content/book\n"
+        f'    !grep -E "^({pattern})==" \\\n'
+        "        /content/book/requirements.txt > /tmp/colab-requirements.txt\n"
         "    !pip install --quiet -r /tmp/colab-requirements.txt\n"
         '    sys.path.insert(0, "/content/book")'
     )
 
 
 def binder_requirements():
-    """``binder/requirements.txt``: the same pins, with CPU-only torch builds from PyTorch's CPU index."""
+    """``binder/requirements.txt``: the same pins, with CPU-only torch builds from
+    PyTorch's CPU index.
+    """
     lines = [
-        "# Generated from ../requirements.txt by `python tests/book.py sync`: edit that file, not this one.",
-        "# Binder has no GPU, so torch and torchvision come as CPU-only builds of the same versions.",
+        "# Generated from ../requirements.txt by `python tests/book.py sync`: "
+        "edit that file, not this one.",
+        "# Binder has no GPU, so torch and torchvision come as CPU-only builds "
+        "of the same versions.",
         f"--extra-index-url {CPU_INDEX}",
     ]
     for line in (ROOT / "requirements.txt").read_text().splitlines():
@@ -93,15 +116,26 @@ def sync():
         path = ROOT / path
         notebook = json.loads(path.read_text())
         first = notebook["cells"][0] if notebook["cells"] else None
-        if first is not None and first["cell_type"] == "code" and "google.colab" in "".join(first["source"]):
+        if (
+            first is not None
+            and first["cell_type"] == "code"
+            and "google.colab" in "".join(first["source"])
+        ):
             if "".join(first["source"]) == source:
                 continue
             first["source"] = source.splitlines(keepends=True)
         else:
-            notebook["cells"].insert(0, {
-                "cell_type": "code", "execution_count": None, "id": "colab-setup",
-                "metadata": {"tags": ["remove-cell"]}, "outputs": [], "source": source.splitlines(keepends=True),
-            })
+            notebook["cells"].insert(
+                0,
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "id": "colab-setup",
+                    "metadata": {"tags": ["remove-cell"]},
+                    "outputs": [],
+                    "source": source.splitlines(keepends=True),
+                },
+            )
         path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
         changed.append(path)
     return changed

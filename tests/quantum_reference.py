@@ -1,7 +1,8 @@
 """Independent references and small tools shared by the tests of ``helpers.quantum``.
 
-Reference values never come from the code under test: they are closed forms, central finite differences,
-or an independent state-vector computation with ``qiskit.quantum_info.Statevector``.
+Reference values never come from the code under test: they are closed forms, central
+finite differences, or an independent state-vector computation with
+``qiskit.quantum_info.Statevector``.
 """
 
 import math
@@ -28,26 +29,37 @@ from helpers.quantum import QuantumLayer
 SIGMAS = 5.0  # statistical tolerance, in standard errors
 a, b, c, d = (Parameter(name) for name in "abcd")
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Independent references and small tools
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def sv_expectations(circuit, observables, params, values):
-    """<O> for each observable, from Qiskit's Statevector of the circuit with ``params = values``."""
-    state = Statevector(circuit.assign_parameters(dict(zip(params, [float(v) for v in values]))))
+    """<O> for each observable, from Qiskit's Statevector of the circuit with
+    ``params = values``.
+    """
+    state = Statevector(
+        circuit.assign_parameters(dict(zip(params, [float(v) for v in values])))
+    )
     return np.array([state.expectation_value(obs).real for obs in observables])
 
 
 def sv_gradient(circuit, observables, params, values, h=1e-5):
-    """Central finite differences of ``sv_expectations``: shape (params, observables)."""
+    """Central finite differences of ``sv_expectations``: shape
+    (params, observables).
+    """
     rows = []
     for k in range(len(values)):
         up, down = np.array(values, float), np.array(values, float)
         up[k] += h
         down[k] -= h
-        rows.append((sv_expectations(circuit, observables, params, up)
-                     - sv_expectations(circuit, observables, params, down)) / (2 * h))
+        rows.append(
+            (
+                sv_expectations(circuit, observables, params, up)
+                - sv_expectations(circuit, observables, params, down)
+            )
+            / (2 * h)
+        )
     return np.array(rows)
 
 
@@ -67,14 +79,18 @@ def jacobians(layer, x):
     y = layer(x)
     dx, dw = [], []
     for o in range(y.shape[1]):
-        gx, gw = torch.autograd.grad(y[:, o].sum(), [x, layer.weight], retain_graph=True)
+        gx, gw = torch.autograd.grad(
+            y[:, o].sum(), [x, layer.weight], retain_graph=True
+        )
         dx.append(gx)
         dw.append(gw)
     return torch.stack(dx, 1).numpy(), torch.stack(dw).numpy()
 
 
 class Counter:
-    """Wraps an evaluator; records the shape of every batch of angle vectors it is called with."""
+    """Wraps an evaluator; records the shape of every batch of angle vectors it is
+    called with.
+    """
 
     def __init__(self, evaluate):
         self.evaluate, self.shapes = evaluate, []
@@ -100,7 +116,9 @@ Z, X, Y = SparsePauliOp("Z"), SparsePauliOp("X"), SparsePauliOp("Y")
 
 
 def entangling_circuit():
-    """Three qubits, two inputs and four weights; parameters used several times, scaled and offset."""
+    """Three qubits, two inputs and four weights; parameters used several times, scaled
+    and offset.
+    """
     qc = QuantumCircuit(3)
     qc.h(range(3))
     qc.ry(a, 0)
@@ -118,7 +136,9 @@ def entangling_circuit():
 
 ENTANGLING_OBSERVABLES = [
     SparsePauliOp("ZII"),
-    SparsePauliOp.from_list([("XYZ", 0.5), ("ZZI", -0.3), ("IIX", 0.7), ("YIY", 0.2), ("III", 0.25)]),
+    SparsePauliOp.from_list(
+        [("XYZ", 0.5), ("ZZI", -0.3), ("IIX", 0.7), ("YIY", 0.2), ("III", 0.25)]
+    ),
     SparsePauliOp("IYI"),
 ]
 
@@ -148,8 +168,14 @@ _phase_inner = QuantumCircuit(1, global_phase=a)
 _phase_inner.rx(c, 0)
 
 SUPPORTED_CASES = {
-    "rx-ry-rz-p": (2, lambda q: (q.rx(a, 0), q.ry(c, 1), q.rz(a, 0), q.cx(0, 1), q.p(c, 1))),
-    "same-param-several-gates": (2, lambda q: (q.ry(a, 0), q.cx(0, 1), q.rz(2 * a + 1, 1), q.rx(-a / 2, 0))),
+    "rx-ry-rz-p": (
+        2,
+        lambda q: (q.rx(a, 0), q.ry(c, 1), q.rz(a, 0), q.cx(0, 1), q.p(c, 1)),
+    ),
+    "same-param-several-gates": (
+        2,
+        lambda q: (q.ry(a, 0), q.cx(0, 1), q.rz(2 * a + 1, 1), q.rx(-a / 2, 0)),
+    ),
     "u(a,a,0)": (1, lambda q: q.u(a, a, 0, 0)),
     "u(a,c,-a/2)": (1, lambda q: q.u(a, c, -a / 2, 0)),
     "u(c,a+c,3a)": (1, lambda q: q.u(c, a + c, 3 * a, 0)),
@@ -172,31 +198,62 @@ SUPPORTED_CASES = {
     "mcrx": (3, lambda q: q.mcrx(a, [0, 1], 2)),
     "mcry": (3, lambda q: q.mcry(a, [0, 2], 1)),
     "mcrz": (3, lambda q: q.mcrz(a, [0, 1], 2)),
-    "rx.control(2)": (3, lambda q: q.append(RXGate(a).control(2, annotated=False), [0, 1, 2])),
-    "pauli-evolution-XY": (2, lambda q: q.append(PauliEvolutionGate(SparsePauliOp("XY"), time=a), [0, 1])),
+    "rx.control(2)": (
+        3,
+        lambda q: q.append(RXGate(a).control(2, annotated=False), [0, 1, 2]),
+    ),
+    "pauli-evolution-XY": (
+        2,
+        lambda q: q.append(PauliEvolutionGate(SparsePauliOp("XY"), time=a), [0, 1]),
+    ),
     "pauli-evolution-commuting": (
         2,
-        lambda q: q.append(PauliEvolutionGate(SparsePauliOp(["ZZ", "ZI", "IX"], [0.5, -0.7, 0.0]), time=2 * a), [0, 1]),
+        lambda q: q.append(
+            PauliEvolutionGate(
+                SparsePauliOp(["ZZ", "ZI", "IX"], [0.5, -0.7, 0.0]), time=2 * a
+            ),
+            [0, 1],
+        ),
     ),
-    "global-phase-and-gate": (1, lambda q: (q.rx(a, 0), setattr(q, "global_phase", c))),
-    "global-phase-gate": (1, lambda q: (q.rx(a, 0), q.append(GlobalPhaseGate(c), []))),
+    "global-phase-and-gate": (
+        1,
+        lambda q: (q.rx(a, 0), setattr(q, "global_phase", c)),
+    ),
+    "global-phase-gate": (
+        1,
+        lambda q: (q.rx(a, 0), q.append(GlobalPhaseGate(c), [])),
+    ),
     "custom-composite": (2, lambda q: q.append(_inner.to_gate(), [1, 0])),
     "nested-composite": (3, lambda q: q.append(_outer.to_gate(), [1, 2, 0])),
-    "controlled-composite-with-phase": (2, lambda q: q.append(_phase_inner.to_gate().control(1), [0, 1])),
-    "barrier-and-fixed-unitary": (1, lambda q: (q.barrier(), q.unitary(np.array([[0, 1], [1, 0]]), [0]), q.rx(a, 0))),
+    "controlled-composite-with-phase": (
+        2,
+        lambda q: q.append(_phase_inner.to_gate().control(1), [0, 1]),
+    ),
+    "barrier-and-fixed-unitary": (
+        1,
+        lambda q: (
+            q.barrier(),
+            q.unitary(np.array([[0, 1], [1, 0]]), [0]),
+            q.rx(a, 0),
+        ),
+    ),
 }
 
 
 def _observables(n):
     return [
         SparsePauliOp("Z" * n),
-        SparsePauliOp.from_list([("X" * n, 0.5), ("Y" + "Z" * (n - 1), -0.3), ("I" * n, 0.2)]),
+        SparsePauliOp.from_list(
+            [("X" * n, 0.5), ("Y" + "Z" * (n - 1), -0.3), ("I" * n, 0.2)]
+        ),
         SparsePauliOp("I" * (n - 1) + "Y"),
     ]
 
 
 def assert_exact_against_statevector(qc, observables, rows=2, seed=0):
-    """The layer (input a; weights: the other parameters) matches Statevector values and FD gradients."""
+    """The layer (input a; weights: the other parameters) matches Statevector values and
+    FD gradients.
+    """
     params = sorted(qc.parameters, key=lambda p: p.name)
     weights = [p for p in params if p != a]
     values_w = rand(len(weights), seed=seed + 100, low=-2, high=2)
@@ -208,10 +265,15 @@ def assert_exact_against_statevector(qc, observables, rows=2, seed=0):
     ref_dw = np.zeros_like(dw)
     for row in range(rows):
         allv = np.concatenate([xs[row], values_w])
-        np.testing.assert_allclose(y[row], sv_expectations(qc, observables, [a] + weights, allv), atol=1e-9)
+        np.testing.assert_allclose(
+            y[row], sv_expectations(qc, observables, [a] + weights, allv), atol=1e-9
+        )
         grad = sv_gradient(qc, observables, [a] + weights, allv)
         np.testing.assert_allclose(dx[row, :, 0], grad[0], atol=1e-7)
         ref_dw += grad[1:].T
     np.testing.assert_allclose(dw, ref_dw, atol=1e-7)
 
-THETAS = torch.tensor([[-2.5], [-1.0], [0.0], [0.4], [1.0], [math.pi / 2], [3.0]], dtype=torch.float64)
+
+THETAS = torch.tensor(
+    [[-2.5], [-1.0], [0.0], [0.4], [1.0], [math.pi / 2], [3.0]], dtype=torch.float64
+)

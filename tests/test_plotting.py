@@ -19,7 +19,12 @@ def test_draw_network_draws_every_node_and_every_edge_between_consecutive_layers
 
 
 def test_draw_network_labels():
-    ax = draw_network([2, 1], node_labels=[["a", "b"], ["y"]], edge_labels={0: {(0, 0): "w1"}}, layer_names=["in", "out"])
+    ax = draw_network(
+        [2, 1],
+        node_labels=[["a", "b"], ["y"]],
+        edge_labels={0: {(0, 0): "w1"}},
+        layer_names=["in", "out"],
+    )
     texts = {t.get_text() for t in ax.texts}
     assert {"a", "b", "y", "w1", "in", "out"} <= texts
     plt.close("all")
@@ -34,5 +39,6 @@ def test_draw_network_refuses_empty_layers(sizes):
 def test_plot_loss_plots_one_point_per_epoch():
     ax = plot_loss([3.0, 2.0, 1.0], label="run")
     (line,) = ax.get_lines()
-    assert list(line.get_xdata()) == [1, 2, 3] and list(line.get_ydata()) == [3.0, 2.0, 1.0]
+    assert list(line.get_xdata()) == [1, 2, 3]
+    assert list(line.get_ydata()) == [3.0, 2.0, 1.0]
     plt.close("all")

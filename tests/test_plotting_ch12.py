@@ -1,4 +1,6 @@
-"""Tests for the optional ``edge_label_position`` of ``draw_network`` (added for chapters 1 and 2)."""
+"""Tests for the optional ``edge_label_position`` of ``draw_network`` (added for
+chapters 1 and 2).
+"""
 
 import matplotlib
 
@@ -24,7 +26,10 @@ def test_edge_label_position_moves_label_along_the_edge():
     assert _label_x(edge_label_position=0.6) == pytest.approx(0.6)
 
 
-@pytest.mark.parametrize("bad, error", [(-0.1, ValueError), (1.5, ValueError), ("middle", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "bad, error",
+    [(-0.1, ValueError), (1.5, ValueError), ("middle", TypeError), (True, TypeError)],
+)
 def test_edge_label_position_refuses_bad_values(bad, error):
     with pytest.raises(error, match="edge_label_position"):
         draw_network([2, 1], edge_label_position=bad)

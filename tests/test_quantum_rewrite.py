@@ -1,9 +1,10 @@
-"""Tests of ``helpers.quantum.rewrite``: every way a parameter can appear in a circuit (standard gates,
-composite gates, sub-circuits, any differentiable angle expression) gives exact values and gradients,
-and what cannot be handled exactly is refused with a ValueError that names it.
+"""Tests of ``helpers.quantum.rewrite``: every way a parameter can appear in a circuit
+(standard gates, composite gates, sub-circuits, any differentiable angle expression)
+gives exact values and gradients, and what cannot be handled exactly is refused with a
+ValueError that names it.
 
-Tests named ``test_regression_*`` pin defects once found (Aer mis-binding controlled phases, untranspiled
-gates, silent Trotterization), so that they stay fixed.
+Tests named ``test_regression_*`` pin defects once found (Aer mis-binding controlled
+phases, untranspiled gates, silent Trotterization), so that they stay fixed.
 """
 
 import math
@@ -24,6 +25,8 @@ from qiskit.circuit.library import (
     XXPlusYYGate,
 )
 from qiskit.quantum_info import SparsePauliOp
+
+from helpers.quantum import QuantumLayer, shiftable_form
 from quantum_reference import (
     SIGMAS,
     SUPPORTED_CASES,
@@ -40,11 +43,9 @@ from quantum_reference import (
     sv_expectations,
 )
 
-from helpers.quantum import QuantumLayer, shiftable_form
-
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Every way a parameter can appear in a circuit of standard gates
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 @pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")
@@ -89,7 +90,9 @@ NON_AFFINE_ANGLES = {
 
 @pytest.mark.parametrize("name", list(NON_AFFINE_ANGLES))
 def test_non_affine_angles_are_exact(name):
-    """Any differentiable angle expression: the chain rule through it is exact (it used to be refused)."""
+    """Any differentiable angle expression: the chain rule through it is exact (it used
+    to be refused).
+    """
     qc = _prep(2)
     qc.ry(NON_AFFINE_ANGLES[name](), 1)
     qc.cx(1, 0)
@@ -99,7 +102,11 @@ def test_non_affine_angles_are_exact(name):
 
 @pytest.mark.parametrize(
     "build",
-    [lambda q: q.crx(a * a, 0, 1), lambda q: q.append(_composite(a * c), [1, 0]), lambda q: q.u(a.sin(), c * a, 0.3, 1)],
+    [
+        lambda q: q.crx(a * a, 0, 1),
+        lambda q: q.append(_composite(a * c), [1, 0]),
+        lambda q: q.u(a.sin(), c * a, 0.3, 1),
+    ],
     ids=["crx(a*a)", "composite-rz(a*c)", "u(sin a, c*a, .3)"],
 )
 def test_non_affine_angles_inside_expanded_gates_are_exact(build):
@@ -124,11 +131,15 @@ def test_affine_angles_take_the_matrix_path_and_curved_ones_the_compiled_path():
     np.testing.assert_array_equal(shiftable.jacobian, [[2.0, 0.0], [0.0, 0.0]])
     np.testing.assert_array_equal(shiftable.depends, [[True, False], [True, True]])
     values = torch.tensor([[0.5, 3.0], [-1.0, 2.0]], dtype=torch.float64)
-    np.testing.assert_allclose(shiftable.angles(values).numpy(), [[2.0, 1.5], [-1.0, -2.0]], atol=1e-15)
+    np.testing.assert_allclose(
+        shiftable.angles(values).numpy(), [[2.0, 1.5], [-1.0, -2.0]], atol=1e-15
+    )
 
 
 def test_compiled_angles_are_vectorized_not_bound_sample_by_sample(monkeypatch):
-    """The expression is compiled once at construction; a forward pass never binds it symbolically."""
+    """The expression is compiled once at construction; a forward pass never binds it
+    symbolically.
+    """
     qc = QuantumCircuit(1)
     qc.ry(a.sin() * c, 0)
     layer = make_layer(qc, [Z], [a], [c], weight_values=[0.7])
@@ -140,7 +151,11 @@ def test_compiled_angles_are_vectorized_not_bound_sample_by_sample(monkeypatch):
     monkeypatch.setattr(ParameterExpression, "bind", refuse)
     monkeypatch.setattr(ParameterExpression, "assign", refuse)
     x = torch.tensor(rand((50, 1), seed=3))
-    np.testing.assert_allclose(layer(x).detach().numpy()[:, 0], np.cos(np.sin(x.numpy()[:, 0]) * 0.7), atol=1e-12)
+    np.testing.assert_allclose(
+        layer(x).detach().numpy()[:, 0],
+        np.cos(np.sin(x.numpy()[:, 0]) * 0.7),
+        atol=1e-12,
+    )
 
 
 def test_complex_angle_is_refused():
@@ -150,7 +165,8 @@ def test_complex_angle_is_refused():
         QuantumLayer(qc, [Z], [a])
 
 
-# ----- Bugs found: parameterized controlled-phase gates (Aer ignores their bound parameter) --------------
+# ----- Bugs found: parameterized controlled-phase gates -------------------------------
+# (Aer ignores their bound parameter)
 
 CONTROLLED_PHASE_CASES = {
     "cp": lambda q: q.cp(a, 0, 1),
@@ -161,9 +177,13 @@ CONTROLLED_PHASE_CASES = {
 
 
 def assert_exact_or_refused(qc, observables, gate_name):
-    """The spec's contract: exact values and gradients, or a ValueError at construction naming the gate."""
+    """The spec's contract: exact values and gradients, or a ValueError at construction
+    naming the gate.
+    """
     try:
-        QuantumLayer(qc, observables, [a], sorted(set(qc.parameters) - {a}, key=lambda p: p.name))
+        QuantumLayer(
+            qc, observables, [a], sorted(set(qc.parameters) - {a}, key=lambda p: p.name)
+        )
     except ValueError as error:
         assert gate_name in str(error)
         return
@@ -172,9 +192,10 @@ def assert_exact_or_refused(qc, observables, gate_name):
 
 @pytest.mark.parametrize("name", list(CONTROLLED_PHASE_CASES))
 def test_regression_parameterized_controlled_phase_gates_are_exact(name):
-    """cp/cu1/mcphase count as two-term gates and are passed to Aer with a parameter; Aer's parameter binding
-    mishandles parameterized controlled gates (qiskit-aer issues #2403, #2323): outputs do not depend on
-    the angle, gradients are 0. Expected: exact (e.g. expand them to p + cx), or a ValueError."""
+    """cp/cu1/mcphase count as two-term gates and are passed to Aer with a parameter;
+    Aer's parameter binding mishandles parameterized controlled gates (qiskit-aer issues
+    #2403, #2323): outputs do not depend on the angle, gradients are 0. Expected: exact
+    (e.g. expand them to p + cx), or a ValueError."""
     qc = QuantumCircuit(3)
     qc.h(range(3))
     qc.ry(b, 0)
@@ -183,13 +204,17 @@ def test_regression_parameterized_controlled_phase_gates_are_exact(name):
 
 
 def test_regression_controlled_phase_closed_form_exact_mode():
-    """Minimal reproducer: H H, CP(t), <XX> = (1 + cos t) / 2; the layer returns 1 for every t."""
+    """Minimal reproducer: H H, CP(t), <XX> = (1 + cos t) / 2; the layer returns 1 for
+    every t.
+    """
     qc = QuantumCircuit(2)
     qc.h([0, 1])
     qc.cp(a, 0, 1)
     layer = make_layer(qc, [SparsePauliOp("XX")], [a])
     x = torch.tensor([[0.7], [2.0]], dtype=torch.float64)
-    np.testing.assert_allclose(layer(x).detach().numpy(), (1 + np.cos(x.numpy())) / 2, atol=1e-10)
+    np.testing.assert_allclose(
+        layer(x).detach().numpy(), (1 + np.cos(x.numpy())) / 2, atol=1e-10
+    )
 
 
 def test_regression_controlled_phase_closed_form_shots_mode():
@@ -205,13 +230,14 @@ def test_regression_controlled_phase_closed_form_shots_mode():
     assert abs(layer(x).item() - exact) < SIGMAS * se
 
 
-# ----- Bugs found: PauliEvolutionGate and other composite gates ------------------------------------------
+# ----- Bugs found: PauliEvolutionGate and other composite gates -----------------------
 
 
 @pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")
 def test_regression_non_commuting_pauli_evolution_is_refused():
-    """exp(-i t (0.3 X + 0.7 Z)) is replaced by its one-step Lie-Trotter synthesis (the gate's definition):
-    values and gradients are those of a different circuit. Expected: exact, or refused with a ValueError."""
+    """exp(-i t (0.3 X + 0.7 Z)) is replaced by its one-step Lie-Trotter synthesis (the
+    gate's definition): values and gradients are those of a different circuit.
+    Expected: exact, or refused with a ValueError."""
     qc = _prep(1)
     qc.append(PauliEvolutionGate(SparsePauliOp(["X", "Z"], [0.3, 0.7]), time=a), [0])
     assert_exact_or_refused(qc, _observables(1), "PauliEvolution")
@@ -234,13 +260,25 @@ def _fixed_gate(kind, qc):
 @pytest.mark.filterwarnings("ignore::scipy.sparse.SparseEfficiencyWarning")
 @pytest.mark.parametrize(
     "kind, mode",
-    [(kind, "exact") for kind in ["pauli-evolution", "custom-gate", "ch", "cs", "iswap", "dcx", "xx_plus_yy"]]
+    [
+        (kind, "exact")
+        for kind in [
+            "pauli-evolution",
+            "custom-gate",
+            "ch",
+            "cs",
+            "iswap",
+            "dcx",
+            "xx_plus_yy",
+        ]
+    ]
     + [("ch", "shots")],
 )
 def test_regression_untrainable_gates_unknown_to_aer_are_expanded(kind, mode):
-    """A gate without trainable parameter is passed to Aer untranspiled; if Aer has no such instruction
-    (PauliEvolution, a custom gate, ch, cs, iswap, dcx, xx_plus_yy, ...), the first forward pass raises
-    AerError 'unknown instruction' instead of a correct value (or a ValueError at construction)."""
+    """A gate without trainable parameter is passed to Aer untranspiled; if Aer has no
+    such instruction (PauliEvolution, a custom gate, ch, cs, iswap, dcx, xx_plus_yy,
+    ...), the first forward pass raises AerError 'unknown instruction' instead of a
+    correct value (or a ValueError at construction)."""
     qc = QuantumCircuit(2)
     qc.ry(a, 0)
     qc.h(1)
@@ -258,9 +296,10 @@ def test_regression_untrainable_gates_unknown_to_aer_are_expanded(kind, mode):
 
 
 def test_regression_annotated_operation_refused_with_its_own_message():
-    """``RXGate(a).control(2, annotated=True)`` (the default of ``Gate.control`` from Qiskit 3.0) is a unitary
-    AnnotatedOperation; the layer calls it 'not a unitary gate' and tells the user to remove measurements.
-    Expected: exact, or a ValueError that does not blame measurements."""
+    """``RXGate(a).control(2, annotated=True)`` (the default of ``Gate.control`` from
+    Qiskit 3.0) is a unitary AnnotatedOperation; the layer calls it 'not a unitary gate'
+    and tells the user to remove measurements. Expected: exact, or a ValueError that
+    does not blame measurements."""
     qc = QuantumCircuit(3)
     qc.h([0, 1])
     qc.ry(b, 2)
@@ -274,16 +313,18 @@ def test_regression_annotated_operation_refused_with_its_own_message():
 
 
 def test_regression_parameterized_rv_gate_refused_with_value_error():
-    """RVGate (a standard gate) with a parameter: qiskit's CircuitError escapes instead of a ValueError."""
+    """RVGate (a standard gate) with a parameter: qiskit's CircuitError escapes instead
+    of a ValueError.
+    """
     qc = QuantumCircuit(1)
     qc.append(RVGate(a, 0.1, 0.2), [0])
     with pytest.raises(ValueError, match="rv"):
         QuantumLayer(qc, [Z], [a])
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Sub-circuits appended as instructions: unitary if everything inside is a gate
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _sub_circuit():
@@ -307,23 +348,47 @@ INSTRUCTION_CASES = {
     "append-circuit": (2, lambda q: q.append(_sub_circuit(), [1, 0])),
     "to_instruction": (2, lambda q: q.append(_sub_circuit().to_instruction(), [0, 1])),
     "nested-instructions": (3, lambda q: q.append(_nested_instruction(), [1, 2, 0])),
-    "real_amplitudes-barriers": (2, lambda q: q.compose(_library("real_amplitudes"), inplace=True)),
-    "efficient_su2-barriers": (2, lambda q: q.compose(_library("efficient_su2"), inplace=True)),
-    "RealAmplitudes-class-barriers": (2, lambda q: q.append(_library("RealAmplitudes"), [0, 1])),
-    "fixed-ucry": (2, lambda q: (q.append(UCRYGate([0.3, -1.1]), [0, 1]), q.rx(a + c, 1))),
-    "state-preparation": (2, lambda q: (q.append(StatePreparation([0.6, 0.8j]), [1]), q.ry(a, 1), q.rz(c, 0))),
+    "real_amplitudes-barriers": (
+        2,
+        lambda q: q.compose(_library("real_amplitudes"), inplace=True),
+    ),
+    "efficient_su2-barriers": (
+        2,
+        lambda q: q.compose(_library("efficient_su2"), inplace=True),
+    ),
+    "RealAmplitudes-class-barriers": (
+        2,
+        lambda q: q.append(_library("RealAmplitudes"), [0, 1]),
+    ),
+    "fixed-ucry": (
+        2,
+        lambda q: (q.append(UCRYGate([0.3, -1.1]), [0, 1]), q.rx(a + c, 1)),
+    ),
+    "state-preparation": (
+        2,
+        lambda q: (
+            q.append(StatePreparation([0.6, 0.8j]), [1]),
+            q.ry(a, 1),
+            q.rz(c, 0),
+        ),
+    ),
 }
 
 
 def _library(name):
-    """A library ansatz with barriers, its first parameter renamed to a and the others to c (shared)."""
+    """A library ansatz with barriers, its first parameter renamed to a and the others
+    to c (shared).
+    """
     import qiskit.circuit.library as library
 
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the class forms are deprecated since Qiskit 2.1
+        # the class forms are deprecated since Qiskit 2.1
+        warnings.simplefilter("ignore", DeprecationWarning)
         ansatz = getattr(library, name)(2, reps=1, insert_barriers=True)
     params = sorted(ansatz.parameters, key=lambda p: p.name)
-    return ansatz.assign_parameters({p: (a if i == 0 else (i + 1) * c) for i, p in enumerate(params)})
+    return ansatz.assign_parameters(
+        {p: (a if i == 0 else (i + 1) * c) for i, p in enumerate(params)}
+    )
 
 
 @pytest.mark.parametrize("name", list(INSTRUCTION_CASES))

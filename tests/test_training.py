@@ -15,7 +15,16 @@ def test_fit_learns_a_separable_task_and_reports_each_epoch():
     x, y = separable()
     model = torch.nn.Linear(2, 2)
     before = accuracy(model, x, y)
-    history = fit(model, x, y, torch.nn.functional.cross_entropy, epochs=40, batch_size=16, lr=0.05, progress=False)
+    history = fit(
+        model,
+        x,
+        y,
+        torch.nn.functional.cross_entropy,
+        epochs=40,
+        batch_size=16,
+        lr=0.05,
+        progress=False,
+    )
     assert len(history) == 40 and history[-1] < history[0] / 2
     assert before < 0.95 <= accuracy(model, x, y)
 
@@ -26,7 +35,17 @@ def test_fit_is_reproducible_under_the_same_seed():
         seed_everything(1)
         x, y = separable()
         model = torch.nn.Linear(2, 2)
-        runs.append(fit(model, x, y, torch.nn.functional.cross_entropy, epochs=3, batch_size=8, progress=False))
+        runs.append(
+            fit(
+                model,
+                x,
+                y,
+                torch.nn.functional.cross_entropy,
+                epochs=3,
+                batch_size=8,
+                progress=False,
+            )
+        )
     assert runs[0] == runs[1]
 
 
@@ -45,7 +64,11 @@ def test_predicted_classes_for_one_and_many_columns():
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [(dict(epochs=0), "epochs"), (dict(epochs=1.5), "epochs"), (dict(batch_size=0), "batch_size")],
+    [
+        (dict(epochs=0), "epochs"),
+        (dict(epochs=1.5), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+    ],
 )
 def test_bad_settings_are_refused(kwargs, message):
     x, y = separable(8)
@@ -57,4 +80,11 @@ def test_bad_settings_are_refused(kwargs, message):
 def test_mismatched_data_is_refused():
     x, y = separable(8)
     with pytest.raises(ValueError, match="same length"):
-        fit(torch.nn.Linear(2, 2), x, y[:5], torch.nn.functional.cross_entropy, epochs=1, batch_size=4)
+        fit(
+            torch.nn.Linear(2, 2),
+            x,
+            y[:5],
+            torch.nn.functional.cross_entropy,
+            epochs=1,
+            batch_size=4,
+        )

@@ -1,9 +1,10 @@
 """Step 2: evaluators, from a batch of angle vectors to expectation values in one call.
 
-Each evaluator is called with an array of shape ``(parameter sets, angles)`` and returns
-``(parameter sets, observables)``: exact (``ExactAer``), sampled with real shots (``SampledAer``), or
-from any Qiskit ``BaseEstimatorV2`` (``Estimated``). ``in_chunks`` caps how many parameter sets one
-call receives, which bounds the memory a large batch takes.
+Each evaluator is called with an array of shape ``(parameter sets, angles)`` and
+returns ``(parameter sets, observables)``: exact (``ExactAer``), sampled with real
+shots (``SampledAer``), or from any Qiskit ``BaseEstimatorV2`` (``Estimated``).
+``in_chunks`` caps how many parameter sets one call receives, which bounds the memory a
+large batch takes.
 """
 
 import numpy as np
@@ -13,7 +14,8 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_aer import AerSimulator
 from qiskit_aer.primitives import SamplerV2
 
-# Qubits in one packed exact simulation: small circuits are simulated several copies at a time.
+# Qubits in one packed exact simulation: small circuits are simulated several copies at
+# a time.
 PACKED_QUBITS = 6
 
 
@@ -21,62 +23,99 @@ def in_chunks(evaluate, points, chunk_size):
     """``evaluate(points)``, in calls of at most ``chunk_size`` parameter sets each."""
     if len(points) <= chunk_size:
         return evaluate(points)
-    return np.concatenate([evaluate(points[i:i + chunk_size]) for i in range(0, len(points), chunk_size)])
+    return np.concatenate(
+        [
+            evaluate(points[i : i + chunk_size])
+            for i in range(0, len(points), chunk_size)
+        ]
+    )
 
 
 class ExactAer:
-    """Exact expectation values from Aer's statevector simulator, one simulation per call.
+    """Exact expectation values from Aer's statevector simulator,
+    one simulation per call.
 
-    Aer pays a fixed cost per parameter set, so a small circuit is laid out several times side by
-    side (``packed_qubits`` qubits in all, ``PACKED_QUBITS`` by default) and each copy serves a different
-    row of the batch.
+    Aer pays a fixed cost per parameter set, so a small circuit is laid out several
+    times side by side (``packed_qubits`` qubits in all, ``PACKED_QUBITS`` by default)
+    and each copy serves a different row of the batch.
     """
 
     def __init__(self, shiftable, observables, packed_qubits=PACKED_QUBITS):
         n = shiftable.circuit.num_qubits
         self.copies = max(1, packed_qubits // n)
         self.n_observables = len(observables)
-        self.copy_params = [ParameterVector(f"c{j}", len(shiftable.angle_params)) for j in range(self.copies)]
+        self.copy_params = [
+            ParameterVector(f"c{j}", len(shiftable.angle_params))
+            for j in range(self.copies)
+        ]
         packed = QuantumCircuit(n * self.copies)
         for j, params in enumerate(self.copy_params):
-            copy = shiftable.circuit.assign_parameters(dict(zip(shiftable.angle_params, params)))
+            copy = shiftable.circuit.assign_parameters(
+                dict(zip(shiftable.angle_params, params))
+            )
             packed.compose(copy, qubits=range(j * n, (j + 1) * n), inplace=True)
         for j in range(self.copies):
             for o, observable in enumerate(observables):
-                packed.save_expectation_value(observable, range(j * n, (j + 1) * n), label=f"c{j}o{o}")
+                packed.save_expectation_value(
+                    observable, range(j * n, (j + 1) * n), label=f"c{j}o{o}"
+                )
         self.packed = packed
-        # One thread: these circuits are tiny, and OpenMP threads only wait on each other (2-4x slower).
-        self.simulator = AerSimulator(method="statevector", runtime_parameter_bind_enable=True, max_parallel_threads=1)
+        # One thread: these circuits are tiny, and OpenMP threads only wait on each
+        # other (2-4x slower).
+        self.simulator = AerSimulator(
+            method="statevector",
+            runtime_parameter_bind_enable=True,
+            max_parallel_threads=1,
+        )
 
     def __call__(self, angles):
         batch, n_angles = angles.shape
         rows = -(-batch // self.copies)
-        padded = np.concatenate([angles, np.repeat(angles[-1:], rows * self.copies - batch, axis=0)])
+        padded = np.concatenate(
+            [angles, np.repeat(angles[-1:], rows * self.copies - batch, axis=0)]
+        )
         padded = padded.reshape(rows, self.copies, n_angles)
         binds = {
-            params[i]: padded[:, j, i].tolist() for j, params in enumerate(self.copy_params) for i in range(n_angles)
+            params[i]: padded[:, j, i].tolist()
+            for j, params in enumerate(self.copy_params)
+            for i in range(n_angles)
         }
         result = self.simulator.run(self.packed, parameter_binds=[binds]).result()
         if not result.success:
             raise RuntimeError(f"Aer simulation failed: {result.status}")
-        labels = [f"c{j}o{o}" for j in range(self.copies) for o in range(self.n_observables)]
-        values = np.array([[getattr(r.data, label) for label in labels] for r in result.results])
+        labels = [
+            f"c{j}o{o}" for j in range(self.copies) for o in range(self.n_observables)
+        ]
+        values = np.array(
+            [[getattr(r.data, label) for label in labels] for r in result.results]
+        )
         return values.reshape(rows * self.copies, self.n_observables)[:batch]
 
 
 class SampledAer:
-    """Expectation values estimated from ``shots`` real measurement samples per circuit (Aer's SamplerV2).
+    """Expectation values estimated from ``shots`` real measurement samples per circuit
+    (Aer's SamplerV2).
 
-    Pauli terms that commute qubit by qubit share one measured circuit; each call draws a fresh seed
-    from ``rng``, so repeated calls see independent shot noise while the whole run stays reproducible.
+    Pauli terms that commute qubit by qubit share one measured circuit; each call draws
+    a fresh seed from ``rng``, so repeated calls see independent shot noise while the
+    whole run stays reproducible.
     """
 
     def __init__(self, shiftable, observables, shots, rng):
         self.shots, self.rng = shots, rng
         self.n_observables = len(observables)
         self.constant = np.zeros(self.n_observables)
-        labels = sorted({p for obs in observables for p in obs.paulis.to_labels() if set(p) != {"I"}})
-        groups = SparsePauliOp(labels).group_commuting(qubit_wise=True) if labels else []
+        labels = sorted(
+            {
+                p
+                for obs in observables
+                for p in obs.paulis.to_labels()
+                if set(p) != {"I"}
+            }
+        )
+        groups = (
+            SparsePauliOp(labels).group_commuting(qubit_wise=True) if labels else []
+        )
         self.circuits, self.diagonals = [], []
         for group in groups:
             group_labels = group.paulis.to_labels()
@@ -95,12 +134,17 @@ class SampledAer:
             for label, coeff in zip(obs.paulis.to_labels(), obs.coeffs):
                 if set(label) == {"I"}:
                     self.constant[o] += coeff.real
-        backend_options = {"runtime_parameter_bind_enable": True, "max_parallel_threads": 1}
+        backend_options = {
+            "runtime_parameter_bind_enable": True,
+            "max_parallel_threads": 1,
+        }
         self.sampler = SamplerV2(options={"backend_options": backend_options})
 
     @staticmethod
     def _diagonal_parts(observables, group_labels):
-        """Per observable, its terms in this group with X and Y turned into Z (measured after rotation)."""
+        """Per observable, its terms in this group with X and Y turned into Z (measured
+        after rotation).
+        """
         parts = []
         for obs in observables:
             terms = [
@@ -112,7 +156,9 @@ class SampledAer:
         return parts
 
     def __call__(self, angles):
-        self.sampler.options.run_options["seed_simulator"] = int(self.rng.integers(2**31 - 1))
+        self.sampler.options.run_options["seed_simulator"] = int(
+            self.rng.integers(2**31 - 1)
+        )
         pubs = [(circuit, angles) for circuit in self.circuits]
         results = self.sampler.run(pubs, shots=self.shots).result() if pubs else []
         values = np.tile(self.constant, (len(angles), 1))
@@ -125,16 +171,19 @@ class SampledAer:
 
 
 class Estimated:
-    """Expectation values from any Qiskit ``BaseEstimatorV2``, one broadcast PUB per call.
+    """Expectation values from any Qiskit ``BaseEstimatorV2``,
+    one broadcast PUB per call.
 
-    The estimator receives the rewritten circuit: standard gates whose trainable angles need more than
-    two shift terms (controlled rotations, for example) arrive decomposed, and ``QuantumLayer`` warns
-    when that happens (``CircuitRewrittenWarning``). Transpile to the backend's basis first.
+    The estimator receives the rewritten circuit: standard gates whose trainable angles
+    need more than two shift terms (controlled rotations, for example) arrive
+    decomposed, and ``QuantumLayer`` warns when that happens
+    (``CircuitRewrittenWarning``). Transpile to the backend's basis first.
     """
 
     def __init__(self, shiftable, observables, estimator):
         self.circuit, self.estimator = shiftable.circuit, estimator
-        self.observables = [list(observables)]  # shape (1, n): broadcasts against (batch, 1) parameter sets
+        # shape (1, n): broadcasts against (batch, 1) parameter sets
+        self.observables = [list(observables)]
 
     def __call__(self, angles):
         pub = (self.circuit, self.observables, angles[:, None, :])

@@ -1,16 +1,17 @@
 """Step 4: the autograd function and the ``nn.Module``.
 
-``QuantumLayer.forward`` computes the circuit's angles from the inputs and weights in PyTorch (so
-autograd applies the chain rule through them) and hands the angles to ``QuantumFunction``. That
-function returns the expectation values and, when a gradient will be wanted, their derivatives with
-respect to the angles, all from one evaluator call. Its backward pass is a product with those
-derivatives; differentiated again, it applies the shift rule to the derivatives themselves, which
-gives exact second (and higher) derivatives.
+``QuantumLayer.forward`` computes the circuit's angles from the inputs and weights in
+PyTorch (so autograd applies the chain rule through them) and hands the angles to
+``QuantumFunction``. That function returns the expectation values and, when a gradient
+will be wanted, their derivatives with respect to the angles, all from one evaluator
+call. Its backward pass is a product with those derivatives; differentiated again, it
+applies the shift rule to the derivatives themselves, which gives exact second (and
+higher) derivatives.
 """
 
-from collections.abc import Iterable
 import math
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 import torch
@@ -23,7 +24,8 @@ from helpers.quantum.evaluators import Estimated, ExactAer, SampledAer, in_chunk
 from helpers.quantum.rewrite import _names, shiftable_form
 from helpers.quantum.shift import SHIFT, shift_in_blocks
 
-# At most this many parameter sets go to the simulator in one call: about 20 KB of memory each in Aer.
+# At most this many parameter sets go to the simulator in one call: about 20 KB of
+# memory each in Aer.
 CHUNK_SIZE = 4096
 
 
@@ -32,20 +34,29 @@ class CircuitRewrittenWarning(UserWarning):
 
 
 class QuantumFunction(torch.autograd.Function):
-    """Angles ``(batch, angles)`` -> expectation values ``(batch, outputs)`` and their derivatives
-    ``(batch, len(which), outputs)`` with respect to the angles listed in ``which``: one evaluator call."""
+    """Angles ``(batch, angles)`` -> expectation values ``(batch, outputs)`` and their
+    derivatives ``(batch, len(which), outputs)`` with respect to the angles listed in
+    ``which``: one evaluator call."""
 
     @staticmethod
     def forward(angles, layer, which):
         points = angles.detach().cpu().double().numpy()
         if not np.isfinite(points).all():
-            raise ValueError("the circuit's angles are NaN or infinite: check the input, the weights and the angle expressions")
+            raise ValueError(
+                "the circuit's angles are NaN or infinite: check the input, the "
+                "weights and the angle expressions"
+            )
         if which:
-            values, derivatives = shift_in_blocks(layer.evaluate, points, list(which), layer.chunk_size)
+            values, derivatives = shift_in_blocks(
+                layer.evaluate, points, list(which), layer.chunk_size
+            )
         else:
             values = in_chunks(layer.evaluate, points, layer.chunk_size)
             derivatives = np.zeros((len(points), 0, values.shape[1]))
-        as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64, device=angles.device)  # noqa: E731
+
+        def as_tensor(a):
+            return torch.as_tensor(a, dtype=torch.float64, device=angles.device)
+
         return as_tensor(values), as_tensor(derivatives)
 
     @staticmethod
@@ -61,54 +72,77 @@ class QuantumFunction(torch.autograd.Function):
         if not ctx.which or (grad_values is None and grad_derivatives is None):
             return None, None, None
         grad = 0
-        if grad_values is not None:  # first order: the chain rule with the shift-rule derivatives
+        # first order: the chain rule with the shift-rule derivatives
+        if grad_values is not None:
             grad = grad + (derivatives * grad_values[:, None, :]).sum(2)
-        if grad_derivatives is not None:  # reached only when a derivative is differentiated again
+        # reached only when a derivative is differentiated again
+        if grad_derivatives is not None:
             second = QuantumFunction.second_derivatives(angles, ctx.layer, ctx.which)
             grad = grad + (second * grad_derivatives[:, None]).sum((2, 3))
-        select = torch.zeros(len(ctx.which), angles.shape[1], dtype=grad.dtype, device=grad.device)
+        select = torch.zeros(
+            len(ctx.which), angles.shape[1], dtype=grad.dtype, device=grad.device
+        )
         select[torch.arange(len(ctx.which)), list(ctx.which)] = 1.0
         return grad @ select, None, None
 
     @staticmethod
     def second_derivatives(angles, layer, which):
-        """d^2 f / d a_l d a_k, shape (batch, l, k, outputs): the shift rule applied to the shift rule's
-        derivatives, at the 2 * len(which) shifted points of every row (one more evaluator call)."""
+        """d^2 f / d a_l d a_k, shape (batch, l, k, outputs): the shift rule applied to
+        the shift rule's derivatives, at the 2 * len(which) shifted points of every row
+        (one more evaluator call)."""
         batch, n_angles = angles.shape
-        steps = torch.zeros(len(which), n_angles, dtype=angles.dtype, device=angles.device)
+        steps = torch.zeros(
+            len(which), n_angles, dtype=angles.dtype, device=angles.device
+        )
         steps[torch.arange(len(which)), list(which)] = SHIFT
-        points = torch.stack([angles[:, None] + steps, angles[:, None] - steps], dim=1).reshape(-1, n_angles)
-        _, derivatives = QuantumFunction.apply(points, layer, which)  # differentiable again: third order
+        points = torch.stack(
+            [angles[:, None] + steps, angles[:, None] - steps], dim=1
+        ).reshape(-1, n_angles)
+        # differentiable again: third order
+        _, derivatives = QuantumFunction.apply(points, layer, which)
         derivatives = derivatives.reshape(batch, 2, len(which), len(which), -1)
         return (derivatives[:, 0] - derivatives[:, 1]) / (2 * math.sin(SHIFT))
 
     @staticmethod
     def vmap(info, in_dims, angles, layer, which):
-        """Under ``torch.func.vmap`` the extra dimension simply joins the batch: still one call."""
+        """Under ``torch.func.vmap`` the extra dimension simply joins the batch:
+        still one call.
+        """
         if in_dims[0] is None:
             return QuantumFunction.apply(angles, layer, which), (None, None)
         flat = angles.movedim(in_dims[0], 0)
-        values, derivatives = QuantumFunction.apply(flat.reshape(-1, flat.shape[-1]), layer, which)
+        values, derivatives = QuantumFunction.apply(
+            flat.reshape(-1, flat.shape[-1]), layer, which
+        )
         lead = flat.shape[:2]
-        return (values.reshape(*lead, -1), derivatives.reshape(*lead, *derivatives.shape[1:])), (0, 0)
+        return (
+            values.reshape(*lead, -1),
+            derivatives.reshape(*lead, *derivatives.shape[1:]),
+        ), (0, 0)
 
     @staticmethod
     def jvp(ctx, *tangents):
         raise NotImplementedError(
-            "QuantumLayer supports reverse-mode differentiation only, not forward mode (torch.func.jvp, "
-            "jacfwd, torch.func.hessian): use torch.func.jacrev (twice for a Hessian), "
-            "torch.autograd.grad or torch.autograd.functional.hessian instead"
+            "QuantumLayer supports reverse-mode differentiation only, not forward mode "
+            "(torch.func.jvp, jacfwd, torch.func.hessian): use torch.func.jacrev "
+            "(twice for a Hessian), torch.autograd.grad or "
+            "torch.autograd.functional.hessian instead"
         )
 
 
 def _as_parameters(params, what):
-    """A list of Parameters from a Parameter, any iterable of them (a ParameterVector too) or None."""
+    """A list of Parameters from a Parameter, any iterable of them (a ParameterVector
+    too) or None.
+    """
     if params is None:
         return []
     if isinstance(params, Parameter):
         return [params]
     if not isinstance(params, Iterable) or isinstance(params, str):
-        raise TypeError(f"{what} must be a qiskit Parameter or a list of them, got {type(params).__name__}")
+        raise TypeError(
+            f"{what} must be a qiskit Parameter or a list of them, "
+            f"got {type(params).__name__}"
+        )
     params = list(params)
     for p in params:
         if not isinstance(p, Parameter):
@@ -117,7 +151,9 @@ def _as_parameters(params, what):
 
 
 def _as_observables(observables, num_qubits):
-    """A non-empty list of Hermitian SparsePauliOps on ``num_qubits`` qubits, from one or an iterable."""
+    """A non-empty list of Hermitian SparsePauliOps on ``num_qubits`` qubits, from one
+    or an iterable.
+    """
     if isinstance(observables, SparsePauliOp):
         observables = [observables]
     elif not isinstance(observables, Iterable) or isinstance(observables, str):
@@ -127,20 +163,35 @@ def _as_observables(observables, num_qubits):
         )
     observables = list(observables)
     if not observables:
-        raise ValueError("observables must be a non-empty list of SparsePauliOp (one per output)")
+        raise ValueError(
+            "observables must be a non-empty list of SparsePauliOp (one per output)"
+        )
     for i, obs in enumerate(observables):
         if not isinstance(obs, SparsePauliOp):
-            raise TypeError(f"observable {i} must be a SparsePauliOp, got {type(obs).__name__}")
+            raise TypeError(
+                f"observable {i} must be a SparsePauliOp, got {type(obs).__name__}"
+            )
         if obs.num_qubits != num_qubits:
-            raise ValueError(f"observable {i} acts on {obs.num_qubits} qubits but the circuit has {num_qubits}")
+            raise ValueError(
+                f"observable {i} acts on {obs.num_qubits} qubits "
+                f"but the circuit has {num_qubits}"
+            )
         if np.any(np.abs(obs.simplify().coeffs.imag) > 1e-12):
-            raise ValueError(f"observable {i} is not Hermitian (complex coefficients): its expectation is not real")
+            raise ValueError(
+                f"observable {i} is not Hermitian (complex coefficients): "
+                "its expectation is not real"
+            )
     # Simplified, with real coefficients: what every evaluator receives.
-    return [SparsePauliOp(o.simplify().paulis, o.simplify().coeffs.real) for o in observables]
+    return [
+        SparsePauliOp(o.simplify().paulis, o.simplify().coeffs.real)
+        for o in observables
+    ]
 
 
 def _all_finite(tensor):
-    """Whether every entry is finite; True where torch.func.vmap hides the values (QuantumFunction checks)."""
+    """Whether every entry is finite; True where torch.func.vmap hides the values
+    (QuantumFunction checks).
+    """
     try:
         return bool(torch.isfinite(tensor).all())
     except RuntimeError:  # under vmap a data-dependent check cannot run here
@@ -148,28 +199,47 @@ def _all_finite(tensor):
 
 
 def _check_counting_number(value, what, minimum):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+    if (
+        not isinstance(value, (int, np.integer))
+        or isinstance(value, bool)
+        or value < minimum
+    ):
         kind = "a positive" if minimum == 1 else "a non-negative"
         raise ValueError(f"{what} must be {kind} integer, got {value!r}")
 
 
 class QuantumLayer(torch.nn.Module):
-    """A parameterized circuit as a layer: ``(batch, inputs)`` in, one expectation value per observable out.
+    """A parameterized circuit as a layer: ``(batch, inputs)`` in, one expectation value
+    per observable out.
 
-    ``input_params`` are fed from the previous layer, ``weight_params`` are trained here; angles may be
-    any differentiable expression of them. Exact Aer by default; ``shots=N`` samples N real shots per
-    circuit (seeded by ``seed``; a copy of the layer continues the same random stream, see ``reseed``);
-    ``estimator=`` uses any ``BaseEstimatorV2`` (it warns with ``CircuitRewrittenWarning`` if some
-    standard gates reach it rewritten: transpile to the backend's basis first). Gradients: exact
-    parameter shift, to any order, computed in the forward pass whenever autograd may ask for them
-    (evaluate under ``torch.no_grad()`` to skip that); at most ``chunk_size`` parameter sets per call.
+    ``input_params`` are fed from the previous layer, ``weight_params`` are trained
+    here; angles may be any differentiable expression of them. Exact Aer by default;
+    ``shots=N`` samples N real shots per circuit (seeded by ``seed``; a copy of the
+    layer continues the same random stream, see ``reseed``); ``estimator=`` uses any
+    ``BaseEstimatorV2`` (it warns with ``CircuitRewrittenWarning`` if some standard
+    gates reach it rewritten: transpile to the backend's basis first). Gradients: exact
+    parameter shift, to any order, computed in the forward pass whenever autograd may
+    ask for them (evaluate under ``torch.no_grad()`` to skip that); at most
+    ``chunk_size`` parameter sets per call.
     """
 
-    def __init__(self, circuit, observables, input_params, weight_params=(), *,
-                 estimator=None, shots=None, seed=None, chunk_size=CHUNK_SIZE):
+    def __init__(
+        self,
+        circuit,
+        observables,
+        input_params,
+        weight_params=(),
+        *,
+        estimator=None,
+        shots=None,
+        seed=None,
+        chunk_size=CHUNK_SIZE,
+    ):
         super().__init__()
         if not isinstance(circuit, QuantumCircuit):
-            raise TypeError(f"circuit must be a qiskit QuantumCircuit, got {type(circuit).__name__}")
+            raise TypeError(
+                f"circuit must be a qiskit QuantumCircuit, got {type(circuit).__name__}"
+            )
         observables = _as_observables(observables, circuit.num_qubits)
         self.input_params = _as_parameters(input_params, "input_params")
         self.weight_params = _as_parameters(weight_params, "weight_params")
@@ -182,63 +252,94 @@ class QuantumLayer(torch.nn.Module):
             raise ValueError(f"parameter(s) not in the circuit: {_names(missing)}")
         unlisted = set(circuit.parameters) - set(listed)
         if unlisted:
-            raise ValueError(f"circuit parameter(s) neither input nor weight: {_names(unlisted)}")
+            raise ValueError(
+                f"circuit parameter(s) neither input nor weight: {_names(unlisted)}"
+            )
         if estimator is not None and shots is not None:
-            raise ValueError("give either shots or estimator: set the shots on the estimator itself")
+            raise ValueError(
+                "give either shots or estimator: set the shots on the estimator itself"
+            )
         if estimator is not None and not isinstance(estimator, BaseEstimatorV2):
-            raise TypeError(f"estimator must be a qiskit BaseEstimatorV2, got {type(estimator).__name__}")
+            raise TypeError(
+                "estimator must be a qiskit BaseEstimatorV2, "
+                f"got {type(estimator).__name__}"
+            )
         if shots is not None:
             _check_counting_number(shots, "shots", 1)
         if seed is not None and shots is None:
-            raise ValueError("seed only applies with shots: exact evaluation has no randomness")
+            raise ValueError(
+                "seed only applies with shots: exact evaluation has no randomness"
+            )
         if seed is not None:
             _check_counting_number(seed, "seed", 0)
         _check_counting_number(chunk_size, "chunk_size", 1)
 
-        self.circuit, self.observables, self.shots, self.chunk_size = circuit, observables, shots, chunk_size
+        self.circuit, self.observables = circuit, observables
+        self.shots, self.chunk_size = shots, chunk_size
         self.shiftable = shiftable_form(circuit, listed)
         if estimator is not None:
             if self.shiftable.rewritten:
                 warnings.warn(
-                    f"the estimator will not see the gates {', '.join(self.shiftable.rewritten)} of your circuit: "
-                    "the layer replaces them by their definitions so that every trainable angle has an exact "
-                    "shift rule. A noise model keyed on these names will not apply, and noise on the gates "
-                    "they are made of will. To keep noise on the gates you mean, transpile the circuit to the "
+                    "the estimator will not see the gates "
+                    f"{', '.join(self.shiftable.rewritten)} of your circuit: the layer "
+                    "replaces them by their definitions so that every trainable angle "
+                    "has an exact shift rule. A noise model keyed on these names will "
+                    "not apply, and noise on the gates they are made of will. To keep "
+                    "noise on the gates you mean, transpile the circuit to the "
                     "backend's basis gates before building the layer.",
-                    CircuitRewrittenWarning, stacklevel=2,
+                    CircuitRewrittenWarning,
+                    stacklevel=2,
                 )
             self.evaluate = Estimated(self.shiftable, self.observables, estimator)
         elif shots is not None:
-            if seed is None:  # follow torch's generator, which helpers.reproducibility seeds
+            # follow torch's generator, which helpers.reproducibility seeds
+            if seed is None:
                 seed = int(torch.randint(0, 2**62, ()).item())
-            self.evaluate = SampledAer(self.shiftable, self.observables, shots, np.random.default_rng(seed))
+            self.evaluate = SampledAer(
+                self.shiftable, self.observables, shots, np.random.default_rng(seed)
+            )
         else:
             self.evaluate = ExactAer(self.shiftable, self.observables)
-        self.weight = torch.nn.Parameter(2 * math.pi * torch.rand(len(self.weight_params)))
+        self.weight = torch.nn.Parameter(
+            2 * math.pi * torch.rand(len(self.weight_params))
+        )
 
     def reseed(self, seed):
-        """Start a fresh random stream for the shots (a copied layer otherwise repeats the original's)."""
+        """Start a fresh random stream for the shots (a copied layer otherwise repeats
+        the original's).
+        """
         if self.shots is None:
-            raise ValueError("reseed only applies with shots: exact evaluation has no randomness")
+            raise ValueError(
+                "reseed only applies with shots: exact evaluation has no randomness"
+            )
         _check_counting_number(seed, "seed", 0)
         self.evaluate.rng = np.random.default_rng(seed)
 
     def forward(self, x=None):
         """Expectation values, shape ``(batch, len(observables))``, for inputs of shape
-        ``(batch, len(input_params))``. A layer without inputs may be called with no argument (batch 1)."""
+        ``(batch, len(input_params))``. A layer without inputs may be called with no
+        argument (batch 1)."""
         n = len(self.input_params)
         if x is None:
             if n:
-                raise ValueError(f"this layer has {n} input parameter(s): call it with a tensor of shape (batch, {n})")
+                raise ValueError(
+                    f"this layer has {n} input parameter(s): "
+                    f"call it with a tensor of shape (batch, {n})"
+                )
             x = torch.zeros(1, 0, dtype=self.weight.dtype, device=self.weight.device)
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise TypeError(f"input must be a floating-point tensor, got {x.dtype}")
         if x.dim() != 2 or x.shape[1] != n:
-            hint = " (a layer without inputs can be called with no argument)" if n == 0 else ""
+            hint = (
+                " (a layer without inputs can be called with no argument)"
+                if n == 0
+                else ""
+            )
             raise ValueError(
-                f"input must have shape (batch, {n}) for {n} input parameter(s), got {tuple(x.shape)}{hint}"
+                f"input must have shape (batch, {n}) for {n} input parameter(s), "
+                f"got {tuple(x.shape)}{hint}"
             )
         if x.shape[0] == 0:
             raise ValueError("input batch is empty")
@@ -252,17 +353,23 @@ class QuantumLayer(torch.nn.Module):
         return values_out.to(x.dtype)
 
     def _angles_to_shift(self, x):
-        """The angles whose derivatives autograd may ask for: those that use a value needing a gradient."""
+        """The angles whose derivatives autograd may ask for: those that use a value
+        needing a gradient.
+        """
         if not torch.is_grad_enabled():
             return ()
         wanted = np.zeros(self.shiftable.depends.shape[1], dtype=bool)
-        wanted[:len(self.input_params)] = x.requires_grad
-        wanted[len(self.input_params):] = self.weight.requires_grad
-        return tuple(int(k) for k in np.flatnonzero(self.shiftable.depends[:, wanted].any(axis=1)))
+        wanted[: len(self.input_params)] = x.requires_grad
+        wanted[len(self.input_params) :] = self.weight.requires_grad
+        return tuple(
+            int(k)
+            for k in np.flatnonzero(self.shiftable.depends[:, wanted].any(axis=1))
+        )
 
     def extra_repr(self):
         mode = f"shots={self.shots}" if self.shots else type(self.evaluate).__name__
         return (
             f"qubits={self.circuit.num_qubits}, inputs={len(self.input_params)}, "
-            f"weights={len(self.weight_params)}, outputs={len(self.observables)}, {mode}"
+            f"weights={len(self.weight_params)}, outputs={len(self.observables)}, "
+            f"{mode}"
         )

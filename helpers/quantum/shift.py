@@ -1,8 +1,9 @@
 """Step 3: the parameter-shift rule, batched.
 
-``parameter_shift`` differentiates with respect to every listed angle by the two-term rule
-[f(a + s) - f(a - s)] / (2 sin s), evaluating all shifted points of a batch in one call.
-``shift_in_blocks`` does the same over a large batch in blocks, so that no call exceeds a chunk size.
+``parameter_shift`` differentiates with respect to every listed angle by the two-term
+rule [f(a + s) - f(a - s)] / (2 sin s), evaluating all shifted points of a batch in one
+call. ``shift_in_blocks`` does the same over a large batch in blocks, so that no call
+exceeds a chunk size.
 """
 
 import math
@@ -15,11 +16,13 @@ SHIFT = math.pi / 2
 
 
 def parameter_shift(evaluate, angles, which, shift=SHIFT, unshifted=False):
-    """d f / d angle for the angles listed in ``which``, by [f(a+s) - f(a-s)] / (2 sin s).
+    """d f / d angle for the angles listed in ``which``, by
+    [f(a+s) - f(a-s)] / (2 sin s).
 
-    ``angles`` has shape (batch, angles); ``evaluate`` is called once, on all shifted points.
-    Returns shape (batch, len(which), observables). With ``unshifted=True`` the angles themselves join
-    the same call, and the result is the pair ``(f(angles), derivatives)``.
+    ``angles`` has shape (batch, angles); ``evaluate`` is called once, on all shifted
+    points. Returns shape (batch, len(which), observables). With ``unshifted=True`` the
+    angles themselves join the same call, and the result is the pair
+    ``(f(angles), derivatives)``.
     """
     batch, n_angles = angles.shape
     steps = np.zeros((len(which), n_angles))
@@ -36,14 +39,17 @@ def parameter_shift(evaluate, angles, which, shift=SHIFT, unshifted=False):
 
 
 def shift_in_blocks(evaluate, angles, which, chunk_size):
-    """``parameter_shift(..., unshifted=True)`` over blocks of the batch: at most ``chunk_size``
-    parameter sets per call of ``evaluate``, so memory stays bounded however large the batch."""
+    """``parameter_shift(..., unshifted=True)`` over blocks of the batch: at most
+    ``chunk_size`` parameter sets per call of ``evaluate``, so memory stays bounded
+    however large the batch."""
     per_sample = 1 + 2 * len(which)
     block = max(1, chunk_size // per_sample)
 
     def evaluate_chunked(points):
         return in_chunks(evaluate, points, chunk_size)
 
-    parts = [parameter_shift(evaluate_chunked, angles[i:i + block], which, unshifted=True)
-             for i in range(0, len(angles), block)]
+    parts = [
+        parameter_shift(evaluate_chunked, angles[i : i + block], which, unshifted=True)
+        for i in range(0, len(angles), block)
+    ]
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
