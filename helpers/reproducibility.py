@@ -1,5 +1,7 @@
-"""Seeding, so that every run of a chapter prints the same numbers
-(introduced in every chapter's first cell).
+"""Seeding, so that every run of a chapter prints the same numbers.
+
+Every chapter calls ``seed_everything`` in its first cell; the front page "How this
+book runs" explains what it does and why.
 """
 
 import os

@@ -1,8 +1,8 @@
-"""A parameterized Qiskit circuit as a PyTorch layer,
-with exact parameter-shift gradients.
+"""A parameterized Qiskit circuit as a PyTorch layer, with exact parameter-shift
+gradients.
 
-Introduced in chapters 3 (the circuit as a hidden layer), 4 (the parameter-shift rule)
-and 5 (where this package is built up piece by piece). One file per step:
+Used from chapter 3 on; chapter 5 builds a teaching copy and checks the two agree, and
+appendix A walks through this package. One file per step:
 
 1. ``rewrite``: ``shiftable_form`` rewrites the circuit so that every angle that depends
    on a trainable parameter sits in its own gate exp(-i a G), G with eigenvalues +-1/2,

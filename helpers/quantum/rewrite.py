@@ -45,8 +45,8 @@ from qiskit_aer import AerSimulator
 # Gates exp(-i a G) whose generator G has exactly two eigenvalues, 1 apart (up to a
 # global phase): for these the two-term shift rule is exact. Controlled phases (cp, cu1,
 # mcphase) would qualify too, but Aer mis-simulates parameterized controlled gates under
-# parameter binding (qiskit-aer #2323), so they are expanded through their definitions
-# instead, like every other gate.
+# parameter binding (qiskit-aer #2323, #2403), so they are expanded through their
+# definitions instead, like every other gate.
 # For U, U2, U3 each angle on its own is such a rotation (U(t, p, l) = RZ(p) RY(t) RZ(l)
 # up to a phase), and so is R's first angle: these gates reach the simulator intact when
 # only those slots are trainable.
