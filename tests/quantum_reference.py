@@ -142,6 +142,21 @@ ENTANGLING_OBSERVABLES = [
     SparsePauliOp("IYI"),
 ]
 
+ENTANGLING_WEIGHTS = [0.3, -0.8, 1.9]
+
+
+def entangling_layer(**kwargs):
+    """The entangling circuit as a float64 layer with ``ENTANGLING_WEIGHTS``."""
+    qc, inputs, weights = entangling_circuit()
+    return make_layer(
+        qc,
+        ENTANGLING_OBSERVABLES,
+        inputs,
+        weights,
+        weight_values=ENTANGLING_WEIGHTS,
+        **kwargs,
+    )
+
 
 def _prep(n):
     qc = QuantumCircuit(n)

@@ -54,6 +54,13 @@ MULTI_TERM = [
 ]
 
 
+def multi_term_layer(weight, **kwargs):
+    """A float64 layer of ``multi_term_circuit`` with outputs ``MULTI_TERM``."""
+    return make_layer(
+        multi_term_circuit(), MULTI_TERM, [a], [c], weight_values=[weight], **kwargs
+    )
+
+
 @pytest.mark.parametrize("observable", ["Z", "X", "Y"])
 def test_one_shot_gives_plus_or_minus_one(observable):
     layer = make_layer(
@@ -104,15 +111,7 @@ def test_shot_values_are_multiples_of_two_over_n():
 
 def test_same_seed_same_outputs_different_seed_different():
     def run(seed):
-        layer = make_layer(
-            multi_term_circuit(),
-            MULTI_TERM,
-            [a],
-            [c],
-            weight_values=[0.5],
-            shots=50,
-            seed=seed,
-        )
+        layer = multi_term_layer(0.5, shots=50, seed=seed)
         x = torch.tensor(rand((6, 1), seed=14), requires_grad=True)
         y = layer(x)
         y.sum().backward()
@@ -126,15 +125,7 @@ def test_same_seed_same_outputs_different_seed_different():
 
 
 def test_repeated_calls_see_fresh_shot_noise():
-    layer = make_layer(
-        multi_term_circuit(),
-        MULTI_TERM,
-        [a],
-        [c],
-        weight_values=[0.5],
-        shots=50,
-        seed=5,
-    )
+    layer = multi_term_layer(0.5, shots=50, seed=5)
     x = torch.tensor(rand((6, 1), seed=14))
     assert not np.array_equal(layer(x).detach().numpy(), layer(x).detach().numpy())
 
@@ -150,15 +141,7 @@ def test_shot_results_are_unbiased_for_multi_term_observables():
     )
     samples = []
     for seed in range(seeds):
-        layer = make_layer(
-            multi_term_circuit(),
-            MULTI_TERM,
-            [a],
-            [c],
-            weight_values=[w_value],
-            shots=shots,
-            seed=seed,
-        )
+        layer = multi_term_layer(w_value, shots=shots, seed=seed)
         samples.append(
             layer(torch.full((rows, 1), x_value, dtype=torch.float64)).detach().numpy()
         )
@@ -178,15 +161,7 @@ def test_shot_gradients_are_unbiased():
     grad = sv_gradient(multi_term_circuit(), MULTI_TERM, [a, c], [x_value, w_value])
     x_grads, w_grads = [], []
     for seed in range(seeds):
-        layer = make_layer(
-            multi_term_circuit(),
-            MULTI_TERM,
-            [a],
-            [c],
-            weight_values=[w_value],
-            shots=shots,
-            seed=seed,
-        )
+        layer = multi_term_layer(w_value, shots=shots, seed=seed)
         x = torch.full((rows, 1), x_value, dtype=torch.float64, requires_grad=True)
         y = layer(x)
         # upstream gradient mixes both outputs

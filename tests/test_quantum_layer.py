@@ -30,6 +30,7 @@ from quantum_reference import (
     c,
     d,
     entangling_circuit,
+    entangling_layer,
     jacobians,
     make_layer,
     one_qubit,
@@ -172,9 +173,7 @@ def test_parameter_vectors_are_accepted():
 
 def test_gradcheck_exact_inputs_and_weights():
     qc, inputs, weights = entangling_circuit()
-    layer = make_layer(
-        qc, ENTANGLING_OBSERVABLES, inputs, weights, weight_values=[0.3, -0.8, 1.9]
-    )
+    layer = entangling_layer()
     x = torch.tensor(rand((2, 2), seed=2), requires_grad=True)
     w = layer.weight.detach().clone().requires_grad_(True)
 
@@ -249,14 +248,7 @@ def test_entangling_circuit_matches_statevector_and_finite_differences():
 
 def counting_layer(**kwargs):
     qc, inputs, weights = entangling_circuit()
-    layer = make_layer(
-        qc,
-        ENTANGLING_OBSERVABLES,
-        inputs,
-        weights,
-        weight_values=[0.3, -0.8, 1.9],
-        **kwargs,
-    )
+    layer = entangling_layer(**kwargs)
     layer.evaluate = Counter(layer.evaluate)
     return layer
 
@@ -337,12 +329,7 @@ def test_batch_result_equals_per_sample_results():
 @pytest.mark.filterwarnings("ignore::helpers.quantum.CircuitRewrittenWarning")
 def test_batch_result_equals_per_sample_results_with_an_estimator():
     qc, inputs, weights = entangling_circuit()
-    layer = make_layer(
-        qc,
-        ENTANGLING_OBSERVABLES,
-        inputs,
-        weights,
-        weight_values=[0.3, -0.8, 1.9],
+    layer = entangling_layer(
         estimator=StatevectorEstimator(),
     )
     xs = torch.tensor(rand((3, 2), seed=7))
@@ -1026,14 +1013,7 @@ def test_chunked_calls_give_the_same_values_and_gradients(chunk_size):
     x = torch.tensor(rand((7, 2), seed=60))
     results = []
     for size in (chunk_size, 10_000):
-        layer = make_layer(
-            qc,
-            ENTANGLING_OBSERVABLES,
-            inputs,
-            weights,
-            weight_values=[0.3, -0.8, 1.9],
-            chunk_size=size,
-        )
+        layer = entangling_layer(chunk_size=size)
         layer.evaluate = Counter(layer.evaluate)
         xi = x.clone().requires_grad_(True)
         y = layer(xi)

@@ -126,11 +126,8 @@ class ShiftableCircuit:
         """Angle vectors, shape (batch, angles), for value vectors of shape
         (batch, values).
 
-        Takes and returns a float64 tensor (differentiable, on the values' device) or a
-        NumPy array.
+        Takes and returns a tensor (differentiable, on the values' device).
         """
-        if isinstance(values, np.ndarray):
-            return self.angles(torch.as_tensor(values, dtype=torch.float64)).numpy()
         jacobian = torch.as_tensor(
             self.jacobian, dtype=values.dtype, device=values.device
         )
