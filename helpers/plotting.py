@@ -1,9 +1,13 @@
 """Figures that several chapters share (network drawings from chapter 1, loss curves
-from chapter 1 on).
+from chapter 1 on, decision boundaries from chapter 2 on).
 """
 
 import matplotlib.pyplot as plt
+import numpy as np
+import torch
 from matplotlib.patches import Circle, FancyBboxPatch
+
+from helpers.training import predict
 
 CLASSICAL_COLOR = "#4C72B0"
 QUANTUM_COLOR = "#8E44AD"
@@ -136,3 +140,27 @@ def plot_loss(history, *, ax=None, label=None, title="Training loss"):
         ax.legend()
     ax.grid(alpha=0.3)
     return ax
+
+
+def plot_decision_boundary(model, x, y, *, ax, title, steps=220):
+    """Colour the plane by the model's probability of class 1 (the sigmoid of its
+    logit), draw the 0.5 contour and the points ``x`` with labels ``y``.
+
+    ``steps`` grid points across; the model sees ``steps * 15 // 22`` rows of them.
+    Returns the filled contour set, for a colour bar.
+    """
+    xs = torch.linspace(-1.7, 2.7, steps)
+    ys = torch.linspace(-1.2, 1.7, max(2, steps * 15 // 22))
+    grid_x, grid_y = torch.meshgrid(xs, ys, indexing="xy")
+    grid = torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
+    prob = torch.sigmoid(predict(model, grid).float()).reshape(grid_x.shape)
+    levels = np.linspace(0, 1, 11)
+    filled = ax.contourf(grid_x, grid_y, prob, levels, cmap="RdBu_r", alpha=0.55)
+    ax.contour(grid_x, grid_y, prob, levels=[0.5], colors="black", linewidths=1.5)
+    for label, marker, colour in ((0, "o", "tab:blue"), (1, "s", "tab:red")):
+        pts = x[y == label]
+        style = dict(marker=marker, c=colour, edgecolors="white", linewidths=0.3)
+        ax.scatter(pts[:, 0], pts[:, 1], s=10, **style, label=f"class {label}")
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
+    ax.set_aspect("equal")
+    return filled

@@ -113,3 +113,41 @@ def test_asking_offline_for_more_than_it_holds_says_how_to_get_more(
 def test_bad_requests_are_refused_early(kwargs, message):
     with pytest.raises(ValueError, match=message):
         data.load_mnist_digits(**kwargs)
+
+
+def test_make_moons_shapes_labels_and_arcs():
+    torch.manual_seed(0)
+    x, y = data.make_moons(50, noise=0.0)
+    assert x.shape == (100, 2) and y.shape == (100,)
+    assert y[:50].eq(0).all() and y[50:].eq(1).all()
+    # without noise, class 0 lies on the unit circle's upper half, class 1 on a
+    # unit circle around (1, 0.5), lower half
+    upper, lower = x[:50], x[50:]
+    assert torch.allclose(upper.norm(dim=1), torch.ones(50), atol=1e-6)
+    assert upper[:, 1].min() >= 0
+    centred = lower - torch.tensor([1.0, 0.5])
+    assert torch.allclose(centred.norm(dim=1), torch.ones(50), atol=1e-6)
+    assert centred[:, 1].max() <= 0
+
+
+def test_make_moons_follows_torchs_seed():
+    torch.manual_seed(3)
+    first = data.make_moons(20)
+    torch.manual_seed(3)
+    second = data.make_moons(20)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_per_class=0), "n_per_class"),
+        (dict(n_per_class=2.5), "n_per_class"),
+        (dict(n_per_class=True), "n_per_class"),
+        (dict(n_per_class=5, noise=-0.1), "noise"),
+        (dict(n_per_class=5, noise=float("nan")), "noise"),
+    ],
+)
+def test_make_moons_refuses_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.make_moons(**kwargs)

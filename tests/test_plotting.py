@@ -3,9 +3,10 @@ import matplotlib
 matplotlib.use("Agg")  # tests draw off-screen; notebooks keep the inline backend
 import matplotlib.pyplot as plt
 import pytest
+import torch
 from matplotlib.patches import Circle, FancyBboxPatch
 
-from helpers.plotting import draw_network, plot_loss
+from helpers.plotting import draw_network, plot_decision_boundary, plot_loss
 
 
 def test_draw_network_draws_every_node_and_every_edge_between_consecutive_layers():
@@ -42,3 +43,20 @@ def test_plot_loss_plots_one_point_per_epoch():
     assert list(line.get_xdata()) == [1, 2, 3]
     assert list(line.get_ydata()) == [3.0, 2.0, 1.0]
     plt.close("all")
+
+
+def test_plot_decision_boundary_draws_the_half_probability_contour_where_it_is():
+    # a model whose logit is x1 - 0.5: the boundary is the vertical line x1 = 0.5
+    def model(points):
+        return points[:, 0] - 0.5
+
+    model.eval = lambda: None
+    x = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    y = torch.tensor([0.0, 1.0])
+    fig, ax = plt.subplots()
+    filled = plot_decision_boundary(model, x, y, ax=ax, title="t", steps=45)
+    line = ax.collections[-3].get_paths()[0].vertices  # the 0.5 contour
+    assert abs(line[:, 0] - 0.5).max() < 1e-6
+    assert filled.levels[0] == 0 and filled.levels[-1] == 1
+    assert ax.get_title() == "t" and len(ax.collections) >= 3
+    plt.close(fig)
