@@ -4,7 +4,8 @@
 Each module has one concern, and each is introduced in the chapter named beside it:
 
 - ``helpers.reproducibility``: seeding (every chapter, first cell)
-- ``helpers.data``: MNIST digits online or offline (chapter 6)
+- ``helpers.data``: the two moons (chapter 2) and MNIST digits online or offline
+  (chapter 6)
 - ``helpers.models``: the hybrid MNIST network and its classical twin (chapter 6)
 - ``helpers.quantum``: a Qiskit circuit as a PyTorch layer, with parameter-shift
   gradients (chapters 3-5)
