@@ -10,12 +10,16 @@ appendix A walks through this package. One file per step:
    affine angles, compiled expressions otherwise).
 2. ``evaluators``: turn a batch of angle vectors into expectation values in one call:
    exact (Aer), sampled with real shots (Aer's sampler), or any ``BaseEstimatorV2``.
+2b. ``statevector``: ``TorchStatevector``, an exact batched simulation in PyTorch on the
+   angles' device, built from Qiskit's gate matrices; autograd differentiates through
+   it (``QuantumLayer(..., simulator="torch")``), or it serves as an evaluator.
 3. ``shift``: ``parameter_shift`` differentiates with respect to every angle by the
    two-term rule [f(a + s) - f(a - s)] / (2 sin s); when training, the batch and all its
    shifted points go to the evaluator together, in chunks of bounded size.
 4. ``layer``: the autograd function and ``QuantumLayer``; autograd applies the chain
    rule through the angles, and differentiating a derivative applies the shift rule
-   again (exact Hessians).
+   again (exact Hessians). With the torch simulator, backpropagation replaces the
+   shift rule by default.
 """
 
 from helpers.quantum.evaluators import (
@@ -27,17 +31,22 @@ from helpers.quantum.evaluators import (
 )
 from helpers.quantum.layer import (
     CHUNK_SIZE,
+    GRADIENTS,
+    SIMULATORS,
     CircuitRewrittenWarning,
     QuantumFunction,
     QuantumLayer,
 )
 from helpers.quantum.rewrite import TWO_TERM_GATES, ShiftableCircuit, shiftable_form
 from helpers.quantum.shift import SHIFT, parameter_shift, shift_in_blocks
+from helpers.quantum.statevector import TorchStatevector
 
 __all__ = [
     "CHUNK_SIZE",
+    "GRADIENTS",
     "PACKED_QUBITS",
     "SHIFT",
+    "SIMULATORS",
     "TWO_TERM_GATES",
     "CircuitRewrittenWarning",
     "Estimated",
@@ -46,6 +55,7 @@ __all__ = [
     "QuantumLayer",
     "SampledAer",
     "ShiftableCircuit",
+    "TorchStatevector",
     "in_chunks",
     "parameter_shift",
     "shift_in_blocks",

@@ -6,7 +6,9 @@ PyTorch (so autograd applies the chain rule through them) and hands the angles t
 will be wanted, their derivatives with respect to the angles, all from one evaluator
 call. Its backward pass is a product with those derivatives; differentiated again, it
 applies the shift rule to the derivatives themselves, which gives exact second (and
-higher) derivatives.
+higher) derivatives. With ``simulator="torch"`` and ``gradient="backprop"`` the layer
+skips ``QuantumFunction``: the simulation is made of PyTorch operations, and autograd
+differentiates through it.
 """
 
 import math
@@ -23,10 +25,17 @@ from qiskit.quantum_info import SparsePauliOp
 from helpers.quantum.evaluators import Estimated, ExactAer, SampledAer, in_chunks
 from helpers.quantum.rewrite import _names, shiftable_form
 from helpers.quantum.shift import SHIFT, shift_in_blocks
+from helpers.quantum.statevector import TorchStatevector
 
 # At most this many parameter sets go to the simulator in one call: about 20 KB of
 # memory each in Aer.
 CHUNK_SIZE = 4096
+SIMULATORS = ("aer", "torch")
+GRADIENTS = ("shift", "backprop")
+_NON_FINITE_ANGLES = (
+    "the circuit's angles are NaN or infinite: check the input, the weights and the "
+    "angle expressions"
+)
 
 
 class CircuitRewrittenWarning(UserWarning):
@@ -42,10 +51,7 @@ class QuantumFunction(torch.autograd.Function):
     def forward(angles, layer, which):
         points = angles.detach().cpu().double().numpy()
         if not np.isfinite(points).all():
-            raise ValueError(
-                "the circuit's angles are NaN or infinite: check the input, the "
-                "weights and the angle expressions"
-            )
+            raise ValueError(_NON_FINITE_ANGLES)
         if which:
             values, derivatives = shift_in_blocks(
                 layer.evaluate, points, list(which), layer.chunk_size
@@ -188,6 +194,13 @@ def _as_observables(observables, num_qubits):
     ]
 
 
+def _torch_in_chunks(evaluate, angles, chunk_size):
+    """``evaluate(angles)`` on tensors, at most ``chunk_size`` rows per call."""
+    if len(angles) <= chunk_size:
+        return evaluate(angles)
+    return torch.cat([evaluate(part) for part in angles.split(chunk_size)])
+
+
 def _all_finite(tensor):
     """Whether every entry is finite; True where torch.func.vmap hides the values
     (QuantumFunction checks).
@@ -196,6 +209,38 @@ def _all_finite(tensor):
         return bool(torch.isfinite(tensor).all())
     except RuntimeError:  # under vmap a data-dependent check cannot run here
         return True
+
+
+def _check_choice(value, what, choices):
+    if not isinstance(value, str) or value not in choices:
+        names = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"{what} must be {names}, got {value!r}")
+
+
+def _resolve_simulation(simulator, gradient, shots, estimator):
+    """The gradient method, after refusing combinations that cannot work."""
+    _check_choice(simulator, "simulator", SIMULATORS)
+    if gradient is not None:
+        _check_choice(gradient, "gradient", GRADIENTS)
+    if simulator == "torch" and shots is not None:
+        raise ValueError(
+            "simulator='torch' is exact and takes no shots: "
+            "for sampled values use the default simulator='aer' with shots"
+        )
+    if simulator == "torch" and estimator is not None:
+        raise ValueError(
+            "give either simulator='torch' or an estimator: the estimator does the "
+            "simulation itself"
+        )
+    if gradient == "backprop" and simulator != "torch":
+        raise ValueError(
+            "gradient='backprop' needs simulator='torch': autograd cannot see inside "
+            "Aer or an estimator, whose gradients come from the parameter-shift rule "
+            "(gradient='shift')"
+        )
+    if gradient is None:
+        return "backprop" if simulator == "torch" else "shift"
+    return gradient
 
 
 def _check_counting_number(value, what, minimum):
@@ -217,10 +262,13 @@ class QuantumLayer(torch.nn.Module):
     ``shots=N`` samples N real shots per circuit (seeded by ``seed``; a copy of the
     layer continues the same random stream, see ``reseed``); ``estimator=`` uses any
     ``BaseEstimatorV2`` (it warns with ``CircuitRewrittenWarning`` if some standard
-    gates reach it rewritten: transpile to the backend's basis first). Gradients: exact
-    parameter shift, to any order, computed in the forward pass whenever autograd may
-    ask for them (evaluate under ``torch.no_grad()`` to skip that); at most
-    ``chunk_size`` parameter sets per call.
+    gates reach it rewritten: transpile to the backend's basis first);
+    ``simulator="torch"`` simulates exactly in PyTorch, on the input's device
+    (``TorchStatevector``). Gradients: exact parameter shift, to any order, computed in
+    the forward pass whenever autograd may ask for them (evaluate under
+    ``torch.no_grad()`` to skip that); with the torch simulator, backpropagation through
+    the simulation by default (``gradient="backprop"``), or ``gradient="shift"``. At
+    most ``chunk_size`` parameter sets per call.
     """
 
     def __init__(
@@ -234,6 +282,8 @@ class QuantumLayer(torch.nn.Module):
         shots=None,
         seed=None,
         chunk_size=CHUNK_SIZE,
+        simulator="aer",
+        gradient=None,
     ):
         super().__init__()
         if not isinstance(circuit, QuantumCircuit):
@@ -273,6 +323,7 @@ class QuantumLayer(torch.nn.Module):
         if seed is not None:
             _check_counting_number(seed, "seed", 0)
         _check_counting_number(chunk_size, "chunk_size", 1)
+        self.gradient = _resolve_simulation(simulator, gradient, shots, estimator)
 
         self.circuit, self.observables = circuit, observables
         self.shots, self.chunk_size = shots, chunk_size
@@ -298,6 +349,8 @@ class QuantumLayer(torch.nn.Module):
             self.evaluate = SampledAer(
                 self.shiftable, self.observables, shots, np.random.default_rng(seed)
             )
+        elif simulator == "torch":
+            self.evaluate = TorchStatevector(self.shiftable, self.observables)
         else:
             self.evaluate = ExactAer(self.shiftable, self.observables)
         self.weight = torch.nn.Parameter(
@@ -349,7 +402,15 @@ class QuantumLayer(torch.nn.Module):
             raise ValueError("the layer's weights contain NaN or infinite values")
         values = torch.cat([x.double(), self.weight.double().expand(len(x), -1)], dim=1)
         angles = self.shiftable.angles(values)
-        values_out, _ = QuantumFunction.apply(angles, self, self._angles_to_shift(x))
+        if self.gradient == "backprop":
+            if not _all_finite(angles):
+                raise ValueError(_NON_FINITE_ANGLES)
+            values_out = _torch_in_chunks(
+                self.evaluate.expectations, angles, self.chunk_size
+            )
+        else:
+            which = self._angles_to_shift(x)
+            values_out, _ = QuantumFunction.apply(angles, self, which)
         return values_out.to(x.dtype)
 
     def _angles_to_shift(self, x):
@@ -368,6 +429,8 @@ class QuantumLayer(torch.nn.Module):
 
     def extra_repr(self):
         mode = f"shots={self.shots}" if self.shots else type(self.evaluate).__name__
+        if isinstance(self.evaluate, TorchStatevector):
+            mode += f", gradient={self.gradient}"
         return (
             f"qubits={self.circuit.num_qubits}, inputs={len(self.input_params)}, "
             f"weights={len(self.weight_params)}, outputs={len(self.observables)}, "
