@@ -449,3 +449,15 @@ def test_no_warning(kwargs):
         x = torch.tensor(rand((2, 2), seed=20), requires_grad=True)
         layer(x).sum().backward()
         assert x.grad is not None and layer.weight.grad is not None
+
+
+def test_an_observable_that_cancels_to_zero_gives_zero():
+    qc = QuantumCircuit(2)
+    qc.ry(a, 0)
+    observables = [SparsePauliOp(["ZZ", "ZZ"], [1.0, -1.0]), SparsePauliOp("IX")]
+    layer = make_layer(qc, observables, [a], simulator="torch")
+    x = torch.tensor([[0.3]], dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), [[0.0, math.sin(0.3)]], atol=EXACT)
+    np.testing.assert_allclose(x.grad.numpy(), [[math.cos(0.3)]], atol=EXACT)

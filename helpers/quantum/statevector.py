@@ -16,6 +16,7 @@ a diagonal taken from Qiskit's sparse matrix: no 2^n x 2^n matrix is ever built.
 """
 
 import itertools
+import string
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,14 +36,16 @@ _TRIG_FORMS_KEPT = 4096
 
 @dataclass
 class _Step:
-    """One gate: ``matrices`` (corners, 2^k, 2^k) complex; ``angles`` the indices of its
-    trainable angles (empty for a fixed gate, which then has one matrix); ``order`` the
-    permutation of the state's axes that brings its qubits last, or None if they are
-    last already."""
+    """One gate. ``matrices``: (corners, 2, ..., 2) complex, the gate's 2k indices
+    ordered as its qubits appear in ``view`` (outputs, then inputs); ``angles``: the
+    indices of its trainable angles (empty for a fixed gate: one matrix); ``view``: the
+    state's shape (batch, run, 2, run, 2, ..., run) with the gate's qubits as the 2s;
+    ``equation``: the einsum that applies the gate to that view."""
 
     matrices: np.ndarray
     angles: list
-    order: tuple | None
+    view: tuple
+    equation: str
 
 
 def _matrix(op, params):
@@ -138,13 +141,36 @@ def _check_trig_form(at, corners, name):
             )
 
 
-def _axis_order(qubits, num_qubits):
-    """Axis permutation of a (batch, 2, ..., 2) state that puts the gate's qubits last,
-    most significant first (Qiskit's little-endian order: qubit q is axis n - q)."""
-    gate_axes = [num_qubits - q for q in reversed(qubits)]
-    rest = [ax for ax in range(num_qubits + 1) if ax not in gate_axes]
-    order = tuple(rest + gate_axes)
-    return None if order == tuple(range(num_qubits + 1)) else order
+def _layout(qubits, num_qubits, batched):
+    """View shape and einsum equation for a gate on ``qubits``, and the order of its
+    qubits in that view (most significant first: qubit q is axis n - q of a
+    (batch, 2, ..., 2) state in Qiskit's little-endian order)."""
+    ordered = sorted(qubits, reverse=True)
+    view, state, gate_in, gate_out, out = [-1], "b", "", "", "b"
+    above = num_qubits
+    letters = iter(string.ascii_letters.replace("b", ""))
+    for q in ordered:
+        run, inp, outp = next(letters), next(letters), next(letters)
+        view += [2 ** (above - q - 1), 2]
+        state, out = state + run + inp, out + run + outp
+        gate_in, gate_out = gate_in + inp, gate_out + outp
+        above = q
+    view.append(2**above)
+    last = next(letters)
+    state, out = state + last, out + last
+    gate = ("b" if batched else "") + gate_out + gate_in
+    return tuple(view), f"{gate},{state}->{out}", ordered
+
+
+def _gate_tensor(matrices, qubits, ordered):
+    """(corners, 2^k, 2^k) matrices, index bit i belonging to ``qubits[i]``, as
+    (corners, 2, ..., 2) tensors with outputs then inputs in the order ``ordered``."""
+    k = len(qubits)
+    tensor = matrices.reshape((len(matrices),) + (2,) * (2 * k))
+    # axis k - i holds the output bit of qubits[i], axis 2k - i its input bit
+    outputs = [k - qubits.index(q) for q in ordered]
+    inputs = [axis + k for axis in outputs]
+    return np.ascontiguousarray(tensor.transpose([0] + outputs + inputs))
 
 
 def _steps(circuit, angle_index):
@@ -170,7 +196,9 @@ def _steps(circuit, angle_index):
             matrices = _trig_form(op, slots)
         else:
             matrices = Operator(op).data[None]
-        steps.append(_Step(matrices, angles, _axis_order(qubits, circuit.num_qubits)))
+        view, equation, ordered = _layout(qubits, circuit.num_qubits, bool(slots))
+        matrices = _gate_tensor(matrices, qubits, ordered)
+        steps.append(_Step(matrices, angles, view, equation))
     return steps
 
 
@@ -201,7 +229,8 @@ class TorchStatevector:
     ``expectations(angles)`` takes a tensor ``(batch, angles)`` on any device and
     returns ``(batch, observables)`` float64 on that device, differentiable to any
     order. Called with a NumPy array it returns a NumPy array (an evaluator for the
-    parameter-shift path). Matrices are built once; copies per device are cached.
+    parameter-shift path). Matrices are built once; copies per device are cached. The
+    fixed gates before the first trainable one are applied once, here.
     """
 
     def __init__(self, shiftable, observables):
@@ -209,21 +238,33 @@ class TorchStatevector:
         self.n_angles = len(shiftable.angle_params)
         self.n_observables = len(observables)
         angle_index = {p: k for k, p in enumerate(shiftable.angle_params)}
-        self.steps = _steps(shiftable.circuit, angle_index)
+        steps = _steps(shiftable.circuit, angle_index)
+        fixed = next((i for i, step in enumerate(steps) if step.angles), len(steps))
+        self.steps = steps[fixed:]
         self.groups = _observable_groups(observables, self.num_qubits)
         self._on_device = {}
+        start = torch.zeros(1, 2**self.num_qubits, dtype=torch.complex128)
+        start[0, 0] = 1.0
+        for step in steps[:fixed]:
+            start = _apply(start, torch.from_numpy(step.matrices[0]), step)
+        self.start = start.reshape(1, -1).numpy()
 
     def _tensors(self, device):
-        """The steps' matrices and the observables' weights on ``device`` (cached)."""
+        """Initial state, gate tensors and observable weights on ``device`` (cached)."""
         if device not in self._on_device:
 
             def move(array):
                 return torch.tensor(array, dtype=torch.complex128, device=device)
 
-            # transposed, so that a row of amplitudes times the matrix applies the gate
-            matrices = [move(step.matrices.transpose(0, 2, 1)) for step in self.steps]
-            weights = [move(w) for _, w in self.groups]
-            self._on_device[device] = matrices, weights
+            gates = [
+                move(step.matrices if step.angles else step.matrices[0])
+                for step in self.steps
+            ]
+            weights = [
+                move(w) if axes else move(w).real.contiguous()
+                for axes, w in self.groups
+            ]
+            self._on_device[device] = move(self.start), gates, weights
         return self._on_device[device]
 
     def expectations(self, angles):
@@ -234,14 +275,14 @@ class TorchStatevector:
                 f"angles must have shape (batch, {self.n_angles}), "
                 f"got {tuple(angles.shape)}"
             )
-        matrices, weights = self._tensors(angles.device)
-        state = self._initial_state(len(angles), angles.device)
+        start, gates, weights = self._tensors(angles.device)
+        state = start.expand(len(angles), -1)
         half = angles.double() / 2
-        for step, transposed in zip(self.steps, matrices):
+        for step, gate in zip(self.steps, gates):
             if step.angles:
-                transposed = self._batched_matrix(half[:, step.angles], transposed)
-            state = self._apply(state, transposed, step.order)
-        return self._measure(state, weights)
+                gate = _batched_gate(half[:, step.angles], gate)
+            state = _apply(state, gate, step)
+        return self._measure(state.reshape(len(angles), -1), weights)
 
     def __call__(self, angles):
         """NumPy evaluator: ``(parameter sets, angles)`` -> ``(parameter sets,
@@ -250,42 +291,32 @@ class TorchStatevector:
             values = self.expectations(torch.as_tensor(angles, dtype=torch.float64))
         return values.numpy()
 
-    def _initial_state(self, batch, device):
-        state = torch.zeros(
-            batch, *[2] * self.num_qubits, dtype=torch.complex128, device=device
-        )
-        state[(slice(None),) + (0,) * self.num_qubits] = 1.0
-        return state
-
-    @staticmethod
-    def _batched_matrix(half, corners):
-        """Sum over corners s of prod_j trig_(s_j)(a_j / 2) C_s: (batch, 2^k, 2^k)."""
-        trig = torch.stack([half.cos(), half.sin()], dim=2)  # (batch, m, 2)
-        weights = trig[:, 0]
-        for j in range(1, trig.shape[1]):
-            weights = (weights[:, :, None] * trig[:, j, None, :]).flatten(1)
-        return torch.einsum("bs,sij->bij", weights.to(corners.dtype), corners)
-
-    def _apply(self, state, transposed, order):
-        """Apply one gate (its matrix transposed: one, or one per row) to the state."""
-        shape = state.shape
-        if order is not None:
-            state = state.permute(order)
-        size = transposed.shape[-1]
-        moved_shape = state.shape
-        state = state.reshape(shape[0], -1, size) @ transposed
-        state = state.reshape(moved_shape)
-        if order is not None:
-            state = state.permute(tuple(np.argsort(order)))
-        return state
-
     def _measure(self, state, weights):
-        """Re sum_x sum_i conj(psi_i) w_x[i] psi_(i xor x), the flips done by
-        torch.flip."""
+        """sum_i |psi_i|^2 w_0[i] + Re sum_(x != 0) sum_i conj(psi_i) w_x[i]
+        psi_(i xor x), the flips done by ``torch.flip`` on the qubit axes."""
         batch = state.shape[0]
-        conjugate = state.conj().reshape(batch, -1)
-        total = 0
+        total = torch.zeros(
+            batch, self.n_observables, dtype=torch.float64, device=state.device
+        )
         for (axes, _), w in zip(self.groups, weights):
-            flipped = state.flip(axes) if axes else state
-            total = total + (conjugate * flipped.reshape(batch, -1)) @ w
-        return total.real
+            if not axes:
+                total = total + torch.view_as_real(state).square().sum(-1) @ w
+                continue
+            flipped = state.reshape(batch, *[2] * self.num_qubits).flip(axes)
+            total = total + ((state.conj() * flipped.reshape(batch, -1)) @ w).real
+        return total
+
+
+def _batched_gate(half, corners):
+    """sum_s prod_j [cos or sin](a_j / 2) C_s for every row: (batch, 2, ..., 2)."""
+    trig = torch.stack([half.cos(), half.sin()], dim=2)  # (batch, m, 2)
+    weights = trig[:, 0]
+    for j in range(1, trig.shape[1]):
+        weights = (weights[:, :, None] * trig[:, j, None, :]).flatten(1)
+    flat = weights.to(corners.dtype) @ corners.flatten(1)
+    return flat.reshape(len(half), *corners.shape[1:])
+
+
+def _apply(state, gate, step):
+    """One gate (one tensor, or one per row) applied to a (batch, ...) state."""
+    return torch.einsum(step.equation, gate, state.reshape(step.view))
