@@ -11,4 +11,6 @@ Each module has one concern, and each is introduced in the chapter named beside 
   gradients (chapters 3-5)
 - ``helpers.training``: a minibatch training loop and evaluation (chapters 1, 2 and 6)
 - ``helpers.plotting``: figures the chapters share
+- ``helpers.hardware``: a quantum layer transpiled for a device, and counting the jobs
+  and circuits a device is sent (chapter 8)
 """

@@ -6,6 +6,9 @@
   noise model keyed on their names applies to them, and a real device accepts them.
 - ``CountingEstimator`` wraps any estimator and counts the jobs and the parameter sets
   (bound circuits) it is asked for: what costs time and money on a device.
+
+Chapter 8 prints both with ``inspect.getsource``; their lines stay within 78 characters
+so that they fit the book's text column.
 """
 
 import numpy as np
@@ -28,12 +31,13 @@ def layer_for_backend(
     optimization_level=1,
     seed_transpiler=0,
 ):
-    """A ``QuantumLayer`` whose circuit is first transpiled for ``backend`` (a seeded
-    preset pass manager) and whose observables follow the chosen layout.
+    """A ``QuantumLayer`` whose circuit is first transpiled for ``backend``
+    (seeded preset pass manager), with the observables moved to the qubits
+    the transpiler chose.
 
-    ``estimator`` is any ``BaseEstimatorV2`` (a noisy simulator of the backend, or the
-    backend itself through ``qiskit-ibm-runtime``). The transpiled circuit is the
-    layer's ``circuit``.
+    ``estimator``: any ``BaseEstimatorV2``, for example a noisy simulator of
+    the backend, or the device itself through ``qiskit-ibm-runtime``. The
+    transpiled circuit becomes the layer's ``circuit``.
     """
     if isinstance(observables, SparsePauliOp):
         observables = [observables]
@@ -43,18 +47,23 @@ def layer_for_backend(
         seed_transpiler=seed_transpiler,
     )
     isa_circuit = pass_manager.run(circuit)
-    isa_observables = [o.apply_layout(isa_circuit.layout) for o in observables]
+    mapped = [o.apply_layout(isa_circuit.layout) for o in observables]
     return QuantumLayer(
-        isa_circuit, isa_observables, input_params, weight_params, estimator=estimator
+        isa_circuit,
+        mapped,
+        input_params,
+        weight_params,
+        estimator=estimator,
     )
 
 
 class CountingEstimator(BaseEstimatorV2):
     """Passes every call on to ``estimator`` and counts what it asked for.
 
-    ``jobs`` counts ``run`` calls (one job each on a device); ``parameter_sets`` counts
-    the bound circuits in their PUBs, each of which a device runs once per shot (and
-    per measurement basis that the observables need).
+    ``jobs`` counts ``run`` calls, one job each on a device;
+    ``parameter_sets`` counts the bound circuits in their PUBs. A device
+    runs each of those once per shot (and per measurement basis that the
+    observables need).
     """
 
     def __init__(self, estimator):

@@ -15,6 +15,10 @@ ABSOLUTE_PATH = re.compile(
     r"(?<![\w.])(/(home|root|tmp|work|Users|usr|opt|var|private)/|[A-Za-z]:\\\\)"
 )
 MAX_BYTES = 1_000_000
+# Code that needs an IBM Quantum account: shown, never run (chapter 8).
+HARDWARE_CODE = re.compile(r"QiskitRuntimeService|\b(Session|Batch)\(")
+# The build (myst-nb, nbclient) skips cells tagged skip-execution; nbval, nbval-skip.
+NEVER_RUN_TAGS = ("skip-execution", "nbval-skip")
 
 
 def load(path):
@@ -25,6 +29,12 @@ def outputs(notebook):
     for index, cell in enumerate(notebook["cells"]):
         for output in cell.get("outputs", []):
             yield index, cell, output
+
+
+def never_run(cell):
+    """Whether both the build and nbval skip this cell."""
+    tags = cell["metadata"].get("tags", [])
+    return all(tag in tags for tag in NEVER_RUN_TAGS)
 
 
 def output_text(output):
@@ -57,7 +67,11 @@ class TestNotebook:
         assert load(path)["metadata"]["kernelspec"]["name"] == "python3"
 
     def test_execution_counts_run_one_to_n(self, path):
-        code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
+        code = [
+            c
+            for c in load(path)["cells"]
+            if c["cell_type"] == "code" and not never_run(c)
+        ]
         counts = [c["execution_count"] for c in code]
         assert counts == list(range(1, len(code) + 1)), (
             f"re-execute {path} top to bottom: counts are {counts}"
@@ -121,8 +135,35 @@ class TestNotebook:
             f"a chapter has at least two figures made by its own code, found {figures}"
         )
 
+    def test_hardware_cells_are_never_executed(self, path):
+        """Every cell that would talk to IBM Quantum hardware, and every cell tagged to
+        be skipped, carries both skip tags, has never run and stores no output."""
+        for index, cell in enumerate(load(path)["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            tags = cell["metadata"].get("tags", [])
+            touches_hardware = HARDWARE_CODE.search("".join(cell["source"]))
+            if touches_hardware or any(tag in tags for tag in NEVER_RUN_TAGS):
+                assert never_run(cell), (
+                    f"cell {index} needs both tags {NEVER_RUN_TAGS}, has {tags}"
+                )
+                assert cell["execution_count"] is None and not cell["outputs"], (
+                    f"cell {index} must never run, but it was executed"
+                )
+
     def test_seeded_first(self, path):
         code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
         assert "seed_everything(" in "".join(code[1]["source"]), (
             "the first cell after set-up seeds everything"
         )
+
+
+def test_chapter_8_shows_its_hardware_code_unexecuted():
+    cells = load("chapters/08-shots-noise-hardware.ipynb")["cells"]
+    hardware = [
+        c
+        for c in cells
+        if c["cell_type"] == "code" and HARDWARE_CODE.search("".join(c["source"]))
+    ]
+    assert len(hardware) >= 3, "the chapter's hardware cells are missing"
+    assert all(never_run(c) and c["execution_count"] is None for c in hardware)
