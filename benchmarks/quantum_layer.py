@@ -10,12 +10,14 @@ input) of
     Aer's exact ``EstimatorV2`` with ``runtime_parameter_bind_enable=True`` (its fastest
     setting, so the baseline is fair);
 (b) ``helpers.quantum.QuantumLayer`` with its default exact evaluator: one call per
-    batch, which carries the batch and all its shifted points.
+    batch, which carries the batch and all its shifted points;
+(c) the same layer with ``simulator="torch"``: an exact state-vector simulation in
+    PyTorch, differentiated by backpropagation.
 
-Before any timing it checks that (a) and (b) give the same values and gradients. Times
-are the median of ``--repeats`` runs after one warm-up run, in microseconds per sample.
-The machine may be shared, so run it more than once. At the end it says whether the
-targets at batch 64 are met.
+Before any timing it checks that (a), (b) and (c) give the same values and gradients.
+Times are the median of ``--repeats`` runs after one warm-up run, in microseconds per
+sample. The machine may be shared, so run it more than once. At the end it says whether
+the targets at batch 64 are met.
 
     .venv/bin/python benchmarks/quantum_layer.py        # from the repository root
     .venv/bin/python benchmarks/quantum_layer.py --repeats 9
@@ -78,11 +80,14 @@ class PerSampleLoop:
 
 
 class BatchedLayer:
-    """Candidate (b): ``QuantumLayer`` forward and backward on the whole batch."""
+    """Candidates (b) and (c): ``QuantumLayer`` forward and backward on the whole batch
+    (``kwargs`` go to the layer: ``simulator="torch"`` for (c))."""
 
-    def __init__(self):
+    def __init__(self, **kwargs):
         circuit, theta = one_qubit_circuit()
-        self.layer = QuantumLayer(circuit, [SparsePauliOp("Z")], [theta]).double()
+        self.layer = QuantumLayer(
+            circuit, [SparsePauliOp("Z")], [theta], **kwargs
+        ).double()
 
     def __call__(self, thetas):
         """Values and gradients, two arrays of shape (batch,), for angles of shape
@@ -99,19 +104,23 @@ def angles(batch, seed=0):
     return np.random.default_rng(seed).uniform(0, 2 * math.pi, batch)
 
 
-def check_agreement(thetas, loop=None, layer=None, atol=TOLERANCE):
-    """Assert that ``loop`` and ``layer`` (defaults: the two above) agree, and agree
-    with the closed forms.
+def check_agreement(thetas, loop=None, layer=None, atol=TOLERANCE, torch_layer=None):
+    """Assert that ``loop``, ``layer`` and ``torch_layer`` (defaults: the three above)
+    agree, and agree with the closed forms.
 
     <Z> = -sin(theta) and d<Z>/dtheta = -cos(theta). Returns the largest difference
     found.
     """
     thetas = np.asarray(thetas, dtype=float)
     loop, layer = loop or PerSampleLoop(), layer or BatchedLayer()
+    torch_layer = torch_layer or BatchedLayer(simulator="torch")
     (v_loop, g_loop), (v_layer, g_layer) = loop(thetas), layer(thetas)
+    v_torch, g_torch = torch_layer(thetas)
     gaps = {
         "values, loop vs layer": np.abs(v_loop - v_layer).max(),
         "gradients, loop vs layer": np.abs(g_loop - g_layer).max(),
+        "values, torch vs layer": np.abs(v_torch - v_layer).max(),
+        "gradients, torch vs layer": np.abs(g_torch - g_layer).max(),
         "values vs -sin": np.abs(v_layer + np.sin(thetas)).max(),
         "gradients vs -cos": np.abs(g_layer + np.cos(thetas)).max(),
     }
@@ -134,22 +143,25 @@ def microseconds_per_sample(fn, thetas, repeats):
 
 
 def run(batch_sizes=BATCH_SIZES, repeats=5, seed=0):
-    """Check, then time both at every batch size; returns a list of
-    (batch, loop µs, layer µs, speed-up).
+    """Check, then time all three at every batch size; returns a list of
+    (batch, loop µs, layer µs, speed-up, torch µs); ``report`` also takes rows without
+    the torch column.
     """
     if not isinstance(repeats, int) or isinstance(repeats, bool) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}")
     if not batch_sizes or any(not isinstance(b, int) or b < 1 for b in batch_sizes):
         raise ValueError(f"batch sizes must be positive integers, got {batch_sizes!r}")
     loop, layer = PerSampleLoop(), BatchedLayer()
+    torch_layer = BatchedLayer(simulator="torch")
     for batch in batch_sizes:
-        check_agreement(angles(batch, seed), loop, layer)
+        check_agreement(angles(batch, seed), loop, layer, torch_layer=torch_layer)
     rows = []
     for batch in batch_sizes:
         thetas = angles(batch, seed)
         loop_us = microseconds_per_sample(loop, thetas, repeats)
         layer_us = microseconds_per_sample(layer, thetas, repeats)
-        rows.append((batch, loop_us, layer_us, loop_us / layer_us))
+        torch_us = microseconds_per_sample(torch_layer, thetas, repeats)
+        rows.append((batch, loop_us, layer_us, loop_us / layer_us, torch_us))
     return rows
 
 
@@ -159,13 +171,17 @@ def report(rows):
     """
     lines = [
         f"{'batch':>5}  {'loop µs/sample':>14}  "
-        f"{'layer µs/sample':>15}  {'speed-up':>8}",
+        f"{'layer µs/sample':>15}  {'speed-up':>8}  {'torch µs/sample':>15}",
     ]
-    for batch, loop_us, layer_us, speedup in rows:
-        lines.append(f"{batch:5d}  {loop_us:14.0f}  {layer_us:15.0f}  {speedup:7.1f}x")
+    for batch, loop_us, layer_us, speedup, *torch_us in rows:
+        torch_column = f"{torch_us[0]:15.1f}" if torch_us else f"{'-':>15}"
+        lines.append(
+            f"{batch:5d}  {loop_us:14.0f}  {layer_us:15.0f}  {speedup:7.1f}x  "
+            f"{torch_column}"
+        )
     at_target = [row for row in rows if row[0] == TARGET_BATCH]
     if at_target:
-        _, _, layer_us, speedup = at_target[0]
+        _, _, layer_us, speedup, *torch_us = at_target[0]
         fast = layer_us <= TARGET_LAYER_US
         ahead = speedup >= TARGET_SPEEDUP
         lines += [
@@ -176,6 +192,11 @@ def report(rows):
             f"  speed-up >= {TARGET_SPEEDUP:.0f}x:         "
             f"{'met' if ahead else 'NOT met'} ({speedup:.1f}x)",
         ]
+        if torch_us:
+            lines.append(
+                f"torch path at batch {TARGET_BATCH}: {torch_us[0]:.1f} µs/sample, "
+                f"{layer_us / torch_us[0]:.1f}x faster than the Aer layer (no target)"
+            )
     return "\n".join(lines)
 
 
@@ -197,6 +218,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     seed_everything()
     print("one-qubit layer (H, RY(theta), <Z>), forward + backward, exact simulation")
+    print('torch: QuantumLayer(..., simulator="torch"), backpropagation')
     print(
         f"median of {args.repeats} runs after a warm-up; "
         f"values and gradients checked to {TOLERANCE:.0e} first\n"
