@@ -80,11 +80,11 @@ class HybridNet(nn.Module):
     -> log-probabilities.
 
     The circuit H, RY(theta) has <Z> = -sin(theta); the output has shape (batch, 2),
-    ready for ``F.nll_loss``. ``shots``, ``seed`` and ``estimator`` are passed to
-    ``QuantumLayer`` (default: exact Aer simulation).
+    ready for ``F.nll_loss``. ``shots``, ``seed``, ``estimator`` and ``simulator`` are
+    passed to ``QuantumLayer`` (default: exact Aer simulation).
     """
 
-    def __init__(self, *, shots=None, seed=None, estimator=None):
+    def __init__(self, *, shots=None, seed=None, estimator=None, simulator="aer"):
         super().__init__()
         self.trunk = ConvTrunk()
         circuit, theta = one_qubit_circuit()
@@ -95,6 +95,7 @@ class HybridNet(nn.Module):
             shots=shots,
             seed=seed,
             estimator=estimator,
+            simulator=simulator,
         )
 
     def forward(self, x):

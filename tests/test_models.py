@@ -63,6 +63,24 @@ def test_hybrid_gradient_matches_the_closed_form(images):
     torch.testing.assert_close(theta.grad, closed.grad, atol=1e-5, rtol=1e-4)
 
 
+def test_hybrid_on_the_torch_simulator_matches_aer(images):
+    """Same weights, two simulators: the same outputs and the same conv gradients."""
+    aer = HybridNet().eval()
+    torch_sim = HybridNet(simulator="torch").eval()
+    torch_sim.load_state_dict(aer.state_dict())
+    assert "TorchStatevector" in repr(torch_sim.quantum)
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    outputs = []
+    for model in (aer, torch_sim):
+        out = model(images)
+        F.nll_loss(out, labels).backward()
+        outputs.append(out)
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        aer.trunk.conv1.weight.grad, torch_sim.trunk.conv1.weight.grad
+    )
+
+
 def test_log_probs_from_z_is_finite_at_the_ends():
     out = log_probs_from_z(torch.tensor([[-1.0], [0.0], [1.0]]))
     assert torch.isfinite(out).all()
