@@ -16,7 +16,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CPU_PACKAGES = ("torch", "torchvision")
-COLAB_PACKAGES = ("qiskit", "qiskit-aer", "mlxtend", "pylatexenc")
+COLAB_PACKAGES = ("qiskit", "qiskit-aer", "qiskit-ibm-runtime", "mlxtend", "pylatexenc")
 
 
 def toc_files():
