@@ -144,20 +144,14 @@ def test_random_circuits_match_statevector(block):
         )
         y_torch = torch_layer(x).detach().numpy()
         dx_torch, dw_torch = jacobians(torch_layer, x)
-        np.testing.assert_allclose(
-            dx_torch,
-            dx,
-            rtol=0,
-            atol=1e-10,
-            err_msg=f"torch input gradient, seed {seed}",
-        )
-        np.testing.assert_allclose(
-            dw_torch,
-            dw,
-            rtol=0,
-            atol=1e-10,
-            err_msg=f"torch weight gradient, seed {seed}",
-        )
+        for name, got, expected in (("input", dx_torch, dx), ("weight", dw_torch, dw)):
+            np.testing.assert_allclose(
+                got,
+                expected,
+                rtol=0,
+                atol=1e-10,
+                err_msg=f"torch {name} gradient, seed {seed}",
+            )
         params = inputs + weights
         reference_dw = np.zeros_like(dw)
         for row in range(ROWS):
