@@ -11,6 +11,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.benchmark-installed
 NOTEBOOKS = $(shell $(BIN)/python tests/book.py notebooks)
 
 # Quiet a debugger warning that Python 3.11+ kernels print on stderr; fix hashing for reproducible runs.
@@ -48,7 +49,12 @@ execute: $(STAMP)
 			--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	done
 
-benchmark: $(STAMP)
+# Benchmark-only packages (PennyLane) on top of the book's pins, which they may not move.
+$(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt -c requirements.txt
+	touch $(BENCH_STAMP)
+
+benchmark: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/quantum_layer.py
 	$(BIN)/python benchmarks/hybrid_mnist.py
 	$(BIN)/python benchmarks/layer_memory.py
