@@ -16,7 +16,14 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CPU_PACKAGES = ("torch", "torchvision")
-COLAB_PACKAGES = ("qiskit", "qiskit-aer", "qiskit-ibm-runtime", "mlxtend", "pylatexenc")
+COLAB_PACKAGES = (
+    "qiskit",
+    "qiskit-aer",
+    "qiskit-ibm-runtime",
+    "qiskit-machine-learning",
+    "mlxtend",
+    "pylatexenc",
+)
 
 
 def toc_files():
@@ -67,7 +74,12 @@ def colab_cell_source(url=None):
     backslash, which IPython joins before running them.
     """
     url = url or repository_url()
-    pattern = "|".join(re.escape(p) for p in COLAB_PACKAGES)
+    # one grep -e pattern per group of three packages keeps every line short
+    groups = [COLAB_PACKAGES[i : i + 3] for i in range(0, len(COLAB_PACKAGES), 3)]
+    patterns = "".join(
+        f'-e "^({"|".join(re.escape(p) for p in group)})==" \\\n        '
+        for group in groups
+    )
     return (
         "# On Google Colab only: fetch the book's helpers and install what "
         "Colab lacks\n"
@@ -77,8 +89,8 @@ def colab_cell_source(url=None):
         'if "google.colab" in sys.modules:\n'
         "    !git clone --quiet --depth 1 \\\n"
         f"        {url} /content/book\n"
-        f'    !grep -E "^({pattern})==" \\\n'
-        "        /content/book/requirements.txt > /tmp/colab-requirements.txt\n"
+        f"    !grep -E {patterns}"
+        "/content/book/requirements.txt > /tmp/colab-requirements.txt\n"
         "    !pip install --quiet -r /tmp/colab-requirements.txt\n"
         '    sys.path.insert(0, "/content/book")'
     )
