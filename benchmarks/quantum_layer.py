@@ -15,7 +15,8 @@ and to every weight where there are weights), in microseconds per sample: the me
    differentiated by backpropagation.
 2. Side by side at batch 64, on the same angles, the runs interleaved so that all rows
    share the machine's load: (b), (c), (a), qiskit-machine-learning's
-   ``TorchConnector(EstimatorQNN)`` with input gradients, PennyLane's ``TorchLayer`` on
+   ``TorchConnector(EstimatorQNN)`` with input gradients (with the library's default
+   estimator, and with Aer's ``EstimatorV2``), PennyLane's ``TorchLayer`` on
    ``default.qubit`` with ``diff_method="backprop"``, and the closed form in PyTorch.
 3. An 8-qubit circuit at batch 256: RY(x_q) on every qubit, then 2 layers of RY and RX
    with trainable weights on every qubit and a ring of CNOTs; <Z_q> of every qubit;
@@ -23,11 +24,12 @@ and to every weight where there are weights), in microseconds per sample: the me
    PennyLane.
 
 Before any timing every row is checked: exact rows against the closed forms (part 1 and
-2) or the Aer layer (part 3) to 1e-10, the ``TorchConnector`` row loosely (its output is
-float32, and an estimator with a ``precision`` adds noise). PennyLane and
-qiskit-machine-learning are benchmark-only packages (``benchmarks/requirements.txt``,
-installed by ``make benchmark``); without them their rows say "not installed". At the
-end: whether the targets are met. The machine may be shared: run it more than once.
+2) or the Aer layer (part 3) to 1e-10, the ``TorchConnector`` rows loosely (their output
+is float32, and Aer's estimator at EstimatorQNN's default precision adds noise).
+PennyLane is a benchmark-only package (``benchmarks/requirements.txt``, installed by
+``make benchmark``); it and qiskit-machine-learning are imported only when their rows
+are built, and a missing one makes its rows say "not installed". At the end: whether
+the targets are met. The machine may be shared: run it more than once.
 
     .venv/bin/python benchmarks/quantum_layer.py        # from the repository root
     .venv/bin/python benchmarks/quantum_layer.py --repeats 9
@@ -230,9 +232,10 @@ class NotInstalled(Exception):
 def optional_import(name):
     """Module ``name``, or ``NotInstalled`` if it is missing.
 
-    PennyLane and qiskit-machine-learning are pinned in ``benchmarks/requirements.txt``,
-    not in the book's: they are imported here by name, when a row needs them, so that
-    the book's tests run without them.
+    PennyLane is pinned in ``benchmarks/requirements.txt``, not in the book's
+    requirements: it and qiskit-machine-learning (pinned by the book for one chapter)
+    are imported here by name, when a row needs them, so that the book's tests and an
+    environment without them still run.
     """
     try:
         return importlib.import_module(name)
