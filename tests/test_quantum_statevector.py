@@ -465,3 +465,15 @@ def test_an_observable_that_cancels_to_zero_gives_zero():
     y.sum().backward()
     np.testing.assert_allclose(y.detach().numpy(), [[0.0, math.sin(0.3)]], atol=EXACT)
     np.testing.assert_allclose(x.grad.numpy(), [[math.cos(0.3)]], atol=EXACT)
+
+
+@pytest.mark.parametrize("simulator", ["aer", "torch"])
+def test_all_zero_observables_give_zero_values_and_zero_gradients(simulator):
+    qc = QuantumCircuit(1)
+    qc.ry(a, 0)
+    layer = make_layer(qc, [SparsePauliOp("Z", 0.0)], [a], simulator=simulator)
+    x = torch.tensor([[0.3], [1.1]], dtype=torch.float64, requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    np.testing.assert_allclose(y.detach().numpy(), np.zeros((2, 1)), atol=EXACT)
+    np.testing.assert_allclose(x.grad.numpy(), np.zeros((2, 1)), atol=EXACT)

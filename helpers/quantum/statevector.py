@@ -319,10 +319,8 @@ class TorchStatevector:
                 flipped = state.reshape(batch, *[2] * self.num_qubits).flip(axes)
                 term = ((state.conj() * flipped.reshape(batch, -1)) @ w).real
             total = term if total is None else total + term
-        if total is None:  # every observable is zero (no matrix entries at all)
-            total = torch.zeros(
-                batch, self.n_observables, dtype=torch.float64, device=state.device
-            )
+        if total is None:  # every observable is zero: zeros, still in autograd's graph
+            total = (0 * state.real[:, :1]).expand(batch, self.n_observables)
         return total
 
 
