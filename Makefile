@@ -2,7 +2,9 @@
 #   make book      render the book to _build/html/
 #   make test      Ruff lint and format check + unit tests + nbval over every chapter + hygiene
 #                  + strict book build
-#   make execute   re-execute every chapter in place (refreshes the stored outputs)
+#   make execute   re-execute every chapter in place (refreshes the stored outputs);
+#                  make execute NOTEBOOKS=chapters/NN-name.ipynb runs just that one
+#   make check     nbval + hygiene rules; NOTEBOOKS=... limits it to some chapters
 #   make benchmark run the speed benchmarks in benchmarks/
 #   make lint      only the Ruff checks that make test starts with
 #   make format    let Ruff format the Python files and notebooks and fix what it can
@@ -12,13 +14,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.benchmark-installed
-NOTEBOOKS = $(shell $(BIN)/python tests/book.py notebooks)
+NOTEBOOKS = $(shell $(BIN)/python tools/book.py notebooks)
 
 # Quiet a debugger warning that Python 3.11+ kernels print on stderr; fix hashing for reproducible runs.
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test execute benchmark lint format clean
+.PHONY: book test execute check benchmark lint format clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11")'
@@ -43,11 +45,13 @@ test: $(STAMP)
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 execute: $(STAMP)
-	$(BIN)/python tests/book.py sync
-	for nb in $(NOTEBOOKS); do \
-		$(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-			--ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
-	done
+	$(BIN)/python tools/book.py sync
+	$(BIN)/python tools/book.py execute $(NOTEBOOKS)
+
+# nbval and the hygiene rules for the chapters in NOTEBOOKS (all of them unless given).
+check: $(STAMP)
+	$(BIN)/python -m pytest tests/test_hygiene.py $(NOTEBOOKS) --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider -q
 
 # Benchmark-only packages (PennyLane) on top of the book's pins, which they may not move.
 $(BENCH_STAMP): $(STAMP) benchmarks/requirements.txt

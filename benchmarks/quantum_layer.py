@@ -49,7 +49,7 @@ from qiskit.circuit import ParameterVector
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_aer.primitives import EstimatorV2
 
-from helpers.models import one_qubit_circuit
+from helpers.circuits import one_qubit_circuit
 from helpers.quantum import QuantumLayer
 from helpers.reproducibility import seed_everything
 

@@ -11,11 +11,10 @@ differ only in the head that turns that number into two class log-probabilities:
 
 import torch
 import torch.nn.functional as F
-from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
 from torch import nn
 
+from helpers.circuits import one_qubit_circuit
 from helpers.quantum import QuantumLayer
 
 IMAGE_SHAPE = (1, 28, 28)
@@ -53,15 +52,6 @@ class ConvTrunk(nn.Module):
         maps = F.relu(F.max_pool2d(maps, kernel_size=2))
         hidden = F.relu(self.fc1(torch.flatten(maps, start_dim=1)))
         return self.fc2(self.drop(hidden))
-
-
-def one_qubit_circuit():
-    """The circuit H, then RY(theta) on one qubit, and its input parameter theta."""
-    theta = Parameter("θ")
-    circuit = QuantumCircuit(1)
-    circuit.h(0)
-    circuit.ry(theta, 0)
-    return circuit, theta
 
 
 def log_probs_from_z(z, eps=EPS):

@@ -3,7 +3,19 @@
 """
 
 import torch
-from tqdm.auto import tqdm
+
+BAR_WIDTH = 10
+
+
+def progress_line(desc, epoch, epochs, loss):
+    """One line of ``fit``'s progress: a text bar and the latest epoch's loss.
+
+    It holds nothing that depends on the machine (no rates, no times), so the line a
+    finished run leaves is the same on every run with the same seed.
+    """
+    filled = round(BAR_WIDTH * epoch / epochs)
+    bar = "█" * filled + "·" * (BAR_WIDTH - filled)
+    return f"{desc} {bar} epoch {epoch}/{epochs}, loss {loss:.4f}"
 
 
 def _check(x, y, epochs, batch_size):
@@ -34,14 +46,14 @@ def fit(
     """Train ``model`` on ``(x, y)`` with shuffled minibatches (Adam at ``lr`` unless
     ``optimizer`` is given).
 
-    Shuffling draws from torch's seeded generator. Returns the mean training loss of
-    each epoch.
+    Shuffling draws from torch's seeded generator. Unless ``progress=False``, one
+    line redrawn after each epoch shows how far it is. Returns the mean training loss
+    of each epoch.
     """
     _check(x, y, epochs, batch_size)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
     history = []
-    bar = tqdm(range(epochs), desc=desc, disable=not progress)
-    for _ in bar:
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(x))
         total = 0.0
@@ -53,7 +65,11 @@ def fit(
             optimizer.step()
             total += loss.item() * len(batch)
         history.append(total / len(x))
-        bar.set_postfix(loss=f"{history[-1]:.4f}")
+        if progress:
+            # "\r" redraws the line in place, in a notebook as in a terminal.
+            end = "\n" if epoch == epochs else ""
+            line = progress_line(desc, epoch, epochs, history[-1])
+            print(f"\r{line}", end=end, flush=True)
     return history
 
 

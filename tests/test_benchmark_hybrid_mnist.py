@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from book import ROOT
+from tools.book import ROOT
 
 spec = importlib.util.spec_from_file_location(
     "hybrid_mnist_benchmark", ROOT / "benchmarks" / "hybrid_mnist.py"

@@ -5,7 +5,7 @@ tiny batch (no timing).
 import importlib.util
 import json
 
-from book import ROOT
+from tools.book import ROOT
 
 spec = importlib.util.spec_from_file_location(
     "layer_memory_benchmark", ROOT / "benchmarks" / "layer_memory.py"

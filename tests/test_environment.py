@@ -8,7 +8,7 @@ import json
 import re
 import sys
 
-from book import ROOT, binder_requirements
+from tools.book import ROOT, binder_requirements
 
 REQUIREMENTS = [
     line.strip()
@@ -18,7 +18,12 @@ REQUIREMENTS = [
 PINNED = {
     re.split(r"[=<>!~\[]", line)[0].lower().replace("_", "-") for line in REQUIREMENTS
 }
-LOCAL = {"helpers", "book", "quantum_layer", "hybrid_mnist", "quantum_reference"}
+CODE_FOLDERS = ("helpers", "tools", "tests", "benchmarks")
+# The repository's own modules: its packages and every module that a script or test
+# in one of its folders can import by name.
+LOCAL = set(CODE_FOLDERS) | {
+    path.stem for folder in CODE_FOLDERS for path in (ROOT / folder).glob("*.py")
+}
 
 
 def test_every_requirement_is_pinned_exactly():
@@ -33,7 +38,7 @@ def test_every_requirement_is_pinned_exactly():
 def test_binder_requirements_are_derived_from_the_pins():
     stored = (ROOT / "binder" / "requirements.txt").read_text()
     assert stored == binder_requirements(), (
-        "binder/requirements.txt is stale: run `python tests/book.py sync`"
+        "binder/requirements.txt is stale: run `python tools/book.py sync`"
     )
 
 
@@ -78,8 +83,8 @@ def _imported_modules(source):
 
 
 def _sources():
-    for folder in ("helpers", "tests", "benchmarks"):
-        for path in (ROOT / folder).glob("*.py"):
+    for folder in CODE_FOLDERS:
+        for path in (ROOT / folder).rglob("*.py"):
             yield path, path.read_text()
     for path in (ROOT / "chapters").glob("*.ipynb"):
         cells = json.loads(path.read_text())["cells"]

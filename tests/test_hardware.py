@@ -14,8 +14,8 @@ from qiskit_aer.primitives import EstimatorV2 as AerEstimatorV2
 from qiskit_ibm_runtime.executor_estimator import Estimator
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
+from helpers.circuits import one_qubit_circuit
 from helpers.hardware import CountingEstimator, layer_for_backend
-from helpers.models import one_qubit_circuit
 from helpers.quantum import CircuitRewrittenWarning
 
 THETAS = torch.tensor([[-2.0], [-0.3], [0.0], [0.7], [2.5]], dtype=torch.float64)

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from book import ROOT, colab_cell_source, toc_files, toc_notebooks
+from tools.book import ROOT, colab_cell_source, toc_files, toc_notebooks
 
 ON_DISK = sorted(p.relative_to(ROOT) for p in (ROOT / "chapters").glob("*.ipynb"))
 NOTEBOOKS = sorted(set(ON_DISK) | set(toc_notebooks()))
@@ -109,7 +109,7 @@ class TestNotebook:
             first["cell_type"] == "code"
             and "".join(first["source"]) == colab_cell_source()
         ), (
-            "the Colab cell is missing or stale: run `python tests/book.py sync`, "
+            "the Colab cell is missing or stale: run `python tools/book.py sync`, "
             "then `make execute`"
         )
         assert "remove-cell" in first["metadata"].get("tags", [])

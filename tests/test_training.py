@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from helpers.reproducibility import seed_everything
-from helpers.training import accuracy, fit, predict, predicted_classes
+from helpers.training import accuracy, fit, predict, predicted_classes, progress_line
 
 
 def separable(n=64):
@@ -88,3 +88,37 @@ def test_mismatched_data_is_refused():
             epochs=1,
             batch_size=4,
         )
+
+
+def test_progress_leaves_one_run_independent_line(capsys):
+    x, y = separable(8)
+    history = fit(
+        torch.nn.Linear(2, 2),
+        x,
+        y,
+        torch.nn.functional.cross_entropy,
+        epochs=3,
+        batch_size=4,
+        desc="demo",
+    )
+    printed = capsys.readouterr().out
+    # one redraw per epoch, each starting with a carriage return, then one newline
+    assert printed.count("\r") == 3 and printed.endswith("\n")
+    final = printed.rsplit("\r", 1)[1]
+    assert final == progress_line("demo", 3, 3, history[-1]) + "\n"
+    assert final.startswith("demo ██████████ epoch 3/3, loss ")
+    assert "it/s" not in printed
+
+
+def test_no_progress_prints_nothing(capsys):
+    x, y = separable(8)
+    fit(
+        torch.nn.Linear(2, 2),
+        x,
+        y,
+        torch.nn.functional.cross_entropy,
+        epochs=2,
+        batch_size=4,
+        progress=False,
+    )
+    assert capsys.readouterr().out == ""

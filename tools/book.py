@@ -1,19 +1,31 @@
 """The book's own tooling: which notebooks the table of contents lists, the repository
-URL setting, the Colab set-up cell and the Binder requirements that are derived from it.
+URL setting, the Colab set-up cell and the Binder requirements that are derived from it,
+and executing a chapter so that its stored file changes only where its outputs do.
 
-    python tests/book.py notebooks   # print the notebooks listed in _toc.yml
-    python tests/book.py sync        # rewrite the derived files: Colab cells,
-                                     # binder/requirements.txt
+    python tools/book.py notebooks      # print the notebooks listed in _toc.yml
+    python tools/book.py sync           # rewrite the derived files: Colab cells,
+                                        # binder/requirements.txt
+    python tools/book.py execute NB...  # run notebooks in place, then normalise them
+    python tools/book.py normalise NB...  # only normalise (drop volatile metadata)
+
+`make execute` and `make execute NOTEBOOKS=chapters/NN-name.ipynb` call these.
 """
 
 import json
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+# Notebook-level metadata that describes the notebook, not the run that produced it.
+KEPT_NOTEBOOK_METADATA = ("kernelspec",)
+# Carriage returns and backspaces redraw a line (a progress line): keep what a reader
+# would finally see, as nbval does before it compares.
+_BACKSPACE = re.compile("[^\n]\x08")
+_OVERWRITTEN = re.compile(r"(?m)^[^\n]*\r(?!\n)")
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 CPU_PACKAGES = ("torch", "torchvision")
 COLAB_PACKAGES = (
@@ -101,7 +113,7 @@ def binder_requirements():
     PyTorch's CPU index.
     """
     lines = [
-        "# Generated from ../requirements.txt by `python tests/book.py sync`: "
+        "# Generated from ../requirements.txt by `python tools/book.py sync`: "
         "edit that file, not this one.",
         "# Binder has no GPU, so torch and torchvision come as CPU-only builds "
         "of the same versions.",
@@ -148,9 +160,92 @@ def sync():
                     "source": source.splitlines(keepends=True),
                 },
             )
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+        _write(notebook, path)
         changed.append(path)
     return changed
+
+
+def _final_text(text):
+    """What a terminal shows after ``text``'s carriage returns and backspaces."""
+    previous = None
+    while previous != text:
+        previous, text = text, _BACKSPACE.sub("", text)
+    return _OVERWRITTEN.sub("", text.replace("\r\n", "\n"))
+
+
+def normalise(notebook):
+    """Drop what changes from run to run without the outputs changing: execution
+    timestamps, widget state, the interpreter's patch version; merge each cell's
+    consecutive stream outputs and resolve its carriage returns. Returns ``notebook``.
+    """
+    notebook["metadata"] = {
+        key: notebook["metadata"][key]
+        for key in KEPT_NOTEBOOK_METADATA
+        if key in notebook["metadata"]
+    }
+    notebook["metadata"]["language_info"] = {"name": "python"}
+    for cell in notebook["cells"]:
+        cell["metadata"].pop("execution", None)
+        if cell["cell_type"] != "code":
+            continue
+        merged = []
+        for output in cell["outputs"]:
+            if (
+                output["output_type"] == "display_data"
+                and set(output["data"])
+                <= {
+                    "application/vnd.jupyter.widget-view+json",
+                    "text/plain",
+                }
+                and "application/vnd.jupyter.widget-view+json" in output["data"]
+            ):
+                continue  # a widget whose state the file would not keep anyway
+            previous = merged[-1] if merged else None
+            if (
+                output["output_type"] == "stream"
+                and previous is not None
+                and previous["output_type"] == "stream"
+                and previous["name"] == output["name"]
+            ):
+                previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+            else:
+                merged.append(output)
+        for output in merged:
+            if output["output_type"] == "stream":
+                output["text"] = _final_text("".join(output["text"]))
+        cell["outputs"] = merged
+    return notebook
+
+
+def _write(notebook, path):
+    import nbformat
+
+    path.write_text(nbformat.writes(nbformat.from_dict(notebook)) + "\n")
+
+
+def execute(path, timeout=600):
+    """Run ``path`` top to bottom in a fresh kernel (its folder as working directory),
+    store the outputs and normalise the file.
+    """
+    import nbformat
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    path = Path(path).resolve()
+    notebook = nbformat.read(path, as_version=4)
+    with tempfile.TemporaryDirectory() as sockets:
+        # IPC sockets: the kernel does not warn that TCP is unencrypted.
+        manager = KernelManager(
+            kernel_name="python3", transport="ipc", ip=str(Path(sockets, "kernel"))
+        )
+        client = NotebookClient(
+            notebook,
+            km=manager,
+            timeout=timeout,
+            resources={"metadata": {"path": str(path.parent)}},
+        )
+        client.execute()
+    _write(normalise(notebook), path)
 
 
 if __name__ == "__main__":
@@ -160,5 +255,14 @@ if __name__ == "__main__":
     elif command == "sync":
         for path in sync():
             print(f"rewrote {path.relative_to(ROOT)}")
+    elif command in ("execute", "normalise") and len(sys.argv) > 2:
+        for name in sys.argv[2:]:
+            path = Path(name)
+            if command == "execute":
+                print(f"executing {name}", flush=True)
+                execute(path)
+            else:
+                notebook = json.loads(path.read_text())
+                _write(normalise(notebook), path)
     else:
         sys.exit(__doc__)
