@@ -12,6 +12,23 @@ from helpers.training import predict
 CLASSICAL_COLOR = "#4C72B0"
 QUANTUM_COLOR = "#8E44AD"
 
+# Font sizes of draw_network, in points: the book's column is 740 px wide (7.4 in at
+# 100 dpi), so a drawing no wider than that is shown at full size and no text in it
+# is smaller than 9 pt.
+NODE_FONTSIZE = 12
+EDGE_FONTSIZE = 11
+LAYER_FONTSIZE = 11
+MAX_WIDTH_IN = 7.4
+
+
+def network_figsize(layer_sizes):
+    """A figure size (inches) for ``draw_network(layer_sizes)``: at most 1 in between
+    layers and between nodes, never wider than the column, room for a title.
+    """
+    unit = min(1.0, MAX_WIDTH_IN / (len(layer_sizes) + 0.2))
+    width = max(4.0, unit * (len(layer_sizes) + 0.2))
+    return width, unit * (max(layer_sizes) + 0.7) + 0.5
+
 
 def draw_network(
     layer_sizes,
@@ -45,10 +62,8 @@ def draw_network(
     if not layer_sizes or any(int(n) < 1 for n in layer_sizes):
         raise ValueError(f"layer_sizes must be positive integers, got {layer_sizes!r}")
     if ax is None:
-        _, ax = plt.subplots(
-            figsize=(1.8 * len(layer_sizes) + 1, 0.9 * max(layer_sizes) + 1.2)
-        )
-    radius = 0.25
+        _, ax = plt.subplots(figsize=network_figsize(layer_sizes), layout="constrained")
+    radius = 0.3
     tallest = max(layer_sizes)
     # centred columns
     positions = [
@@ -78,7 +93,7 @@ def draw_network(
                         y0 + t * (y1 - y0) + 0.08,
                         label,
                         ha="center",
-                        fontsize=9,
+                        fontsize=EDGE_FONTSIZE,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none"),
                     )
     for layer, column in enumerate(positions):
@@ -107,7 +122,7 @@ def draw_network(
                     ha="center",
                     va="center",
                     color="white",
-                    fontsize=8,
+                    fontsize=NODE_FONTSIZE,
                     zorder=4,
                 )
         if layer_names:
@@ -117,10 +132,10 @@ def draw_network(
                 layer_names[layer],
                 ha="center",
                 va="top",
-                fontsize=10,
+                fontsize=LAYER_FONTSIZE,
             )
     ax.set_xlim(-0.6, len(layer_sizes) - 0.4)
-    ax.set_ylim(-(tallest - 1) / 2 - 1.1, (tallest - 1) / 2 + 0.6)
+    ax.set_ylim(-(tallest - 1) / 2 - 1.2, (tallest - 1) / 2 + 0.5)
     ax.set_aspect("equal")
     ax.axis("off")
     return ax

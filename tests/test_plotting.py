@@ -60,3 +60,19 @@ def test_plot_decision_boundary_draws_the_half_probability_contour_where_it_is()
     assert filled.levels[0] == 0 and filled.levels[-1] == 1
     assert ax.get_title() == "t" and len(ax.collections) >= 3
     plt.close(fig)
+
+
+@pytest.mark.parametrize("sizes", [[3, 1], [2, 4, 4, 1], [2, 4, 4, 1, 1, 1], [8] * 9])
+def test_draw_network_fits_the_column_with_readable_text(sizes):
+    # the book's column is 740 px, 7.4 in at 100 dpi; no text smaller than 9 pt
+    n = len(sizes)
+    ax = draw_network(
+        sizes,
+        layer_names=[f"layer {i}" for i in range(n)],
+        node_labels=[["v"] * k for k in sizes],
+        edge_labels={0: {(0, 0): "w"}},
+    )
+    width, _ = ax.figure.get_size_inches()
+    assert width <= 7.4
+    assert all(t.get_fontsize() >= 9 for t in ax.texts if t.get_text())
+    plt.close("all")
