@@ -158,11 +158,11 @@ def plot_loss(history, *, ax=None, label=None, title="Training loss"):
 
 
 def plot_decision_boundary(model, x, y, *, ax, title, steps=220):
-    """Colour the plane by the model's probability of class 1 (the sigmoid of its
-    logit), draw the 0.5 contour and the points ``x`` with labels ``y``.
+    """Colour the plane by the model's probability of class 1 (the sigmoid of
+    its logit), draw the 0.5 contour and the points ``x`` with labels ``y``.
 
-    ``steps`` grid points across; the model sees ``steps * 15 // 22`` rows of them.
-    Returns the filled contour set, for a colour bar.
+    ``steps`` grid points across; the model sees ``steps * 15 // 22`` rows of
+    them. Returns the filled contour set, for a colour bar.
     """
     xs = torch.linspace(-1.7, 2.7, steps)
     ys = torch.linspace(-1.2, 1.7, max(2, steps * 15 // 22))
@@ -170,12 +170,13 @@ def plot_decision_boundary(model, x, y, *, ax, title, steps=220):
     grid = torch.stack([grid_x.reshape(-1), grid_y.reshape(-1)], dim=1)
     prob = torch.sigmoid(predict(model, grid).float()).reshape(grid_x.shape)
     levels = np.linspace(0, 1, 11)
-    filled = ax.contourf(grid_x, grid_y, prob, levels, cmap="RdBu_r", alpha=0.55)
-    ax.contour(grid_x, grid_y, prob, levels=[0.5], colors="black", linewidths=1.5)
+    plane = grid_x, grid_y, prob
+    filled = ax.contourf(*plane, levels, cmap="RdBu_r", alpha=0.55)
+    ax.contour(*plane, levels=[0.5], colors="black", linewidths=1.5)
     for label, marker, colour in ((0, "o", "tab:blue"), (1, "s", "tab:red")):
         pts = x[y == label]
-        style = dict(marker=marker, c=colour, edgecolors="white", linewidths=0.3)
-        ax.scatter(pts[:, 0], pts[:, 1], s=10, **style, label=f"class {label}")
+        style = dict(marker=marker, c=colour, edgecolors="white", lw=0.3)
+        ax.scatter(*pts.T, s=12, **style, label=f"class {label}")
     ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
     ax.set_aspect("equal")
     return filled
