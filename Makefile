@@ -1,7 +1,7 @@
 # Set-up, build and test for the book. Every target creates .venv/ first if it is missing.
 #   make book      render the book to _build/html/
 #   make test      Ruff lint and format check + unit tests + nbval over every chapter + hygiene
-#                  + strict book build
+#                  + strict book build opened in headless Chromium (installed if missing, as root)
 #   make execute   re-execute every chapter in place (refreshes the stored outputs);
 #                  make execute NOTEBOOKS=chapters/NN-name.ipynb runs just that one
 #   make check     nbval + hygiene rules; NOTEBOOKS=... limits it to some chapters
@@ -20,7 +20,7 @@ NOTEBOOKS = $(shell $(BIN)/python tools/book.py notebooks)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: book test execute check benchmark lint format clean
+.PHONY: book test browser execute check benchmark lint format clean
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; set PYTHON=/path/to/python3.11")'
@@ -35,14 +35,27 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
+# The strict book build (-W -n) runs inside the tests: tests/test_browser.py builds the book
+# into _build/html and opens every page in headless Chromium.
+test: $(STAMP) browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-cell-timeout 600 -p no:cacheprovider
-	rm -rf _build
-	$(BIN)/jupyter-book build . -W -n --keep-going
-	@echo "The book is at $(CURDIR)/_build/html/index.html"
+	@echo "The book is at $(CURDIR)/_build/html/index.html; screenshots in _build/screenshots/"
+
+# Chromium and chromedriver for the browser test: Debian's packages, installed when this runs as
+# root on Debian or Ubuntu. Elsewhere the test fails with a message that says how to get them.
+browser:
+	@if command -v chromedriver >/dev/null && { command -v chromium || command -v chromium-browser \
+		|| command -v google-chrome; } >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Chromium and chromedriver for the browser test (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	else \
+		echo "No Chromium here and no way to install it: tests/test_browser.py will say how."; \
+	fi
 
 execute: $(STAMP)
 	$(BIN)/python tools/book.py sync

@@ -2,8 +2,10 @@
 outputs.
 """
 
+import base64
 import json
 import re
+import struct
 
 import pytest
 
@@ -19,6 +21,28 @@ MAX_BYTES = 1_000_000
 HARDWARE_CODE = re.compile(r"QiskitRuntimeService|\b(Session|Batch)\(")
 # The build (myst-nb, nbclient) skips cells tagged skip-execution; nbval, nbval-skip.
 NEVER_RUN_TAGS = ("skip-execution", "nbval-skip")
+# Code and outputs are shown in a font at which 88 characters (Ruff's line length) fill
+# the 740 px content column; a longer output line runs past it.
+MAX_OUTPUT_LINE = 88
+# A PNG wider than this is shrunk below 70 % in the 740 px column: its text gets too
+# small.
+MAX_FIGURE_WIDTH = 1057
+SMALL_FONT = re.compile(
+    r"(?<![\w.])(fontsize|labelsize|titlesize)\s*=\s*"
+    r"""(([0-8](\.\d*)?)\b|["'](xx?-small|small)["'])"""
+)
+
+
+def execute_command(path):
+    return f"make execute NOTEBOOKS={path}"
+
+
+def code_cells(notebook):
+    return [c for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def is_colab_cell(cell):
+    return cell["cell_type"] == "code" and "google.colab" in "".join(cell["source"])
 
 
 def load(path):
@@ -56,6 +80,16 @@ def test_toc_entries_exist():
     assert not missing, f"_toc.yml lists files that do not exist: {missing}"
 
 
+def test_intro_lists_the_chapters_in_toc_order():
+    intro = (ROOT / "intro.md").read_text()
+    listed = list(dict.fromkeys(re.findall(r"\{doc\}`([^`]+)`", intro)))
+    expected = [f.with_suffix("").as_posix() for f in toc_files()[1:]]
+    assert [name for name in listed if name in expected] == expected, (
+        "intro.md's chapter list must name every page of _toc.yml, in its order "
+        f"(with {{doc}}`...` links): it lists {listed}, _toc.yml has {expected}"
+    )
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=str)
 class TestNotebook:
     def test_size(self, path):
@@ -74,33 +108,39 @@ class TestNotebook:
         ]
         counts = [c["execution_count"] for c in code]
         assert counts == list(range(1, len(code) + 1)), (
-            f"re-execute {path} top to bottom: counts are {counts}"
+            f"{path} was not run top to bottom in one fresh kernel (execution counts "
+            f"{counts}): run `{execute_command(path)}`"
         )
 
     def test_no_errors_unless_expected(self, path):
         for index, cell, output in outputs(load(path)):
             if output["output_type"] == "error":
                 assert "raises-exception" in cell["metadata"].get("tags", []), (
-                    f"cell {index} stored an error"
+                    f"cell {index} ({cell.get('id')}) stored an error; to show a "
+                    "deliberate one, catch it and print its type and message"
                 )
 
     def test_no_stderr(self, path):
         for index, _, output in outputs(load(path)):
             assert output.get("name") != "stderr", (
-                f"cell {index} stored stderr: {output_text(output)[:200]!r}"
+                f"cell {index} stored stderr (silence or fix what prints it, then "
+                f"`{execute_command(path)}`): {output_text(output)[:200]!r}"
             )
 
     def test_no_warnings_in_outputs(self, path):
         for index, _, output in outputs(load(path)):
             assert "Warning:" not in output_text(output), (
-                f"cell {index} stored a warning"
+                f"cell {index} stored a warning: fix its cause (or catch the one "
+                f"the chapter expects), then `{execute_command(path)}`"
             )
 
     def test_no_absolute_paths(self, path):
         for index, _, output in outputs(load(path)):
             match = ABSOLUTE_PATH.search(output_text(output))
             assert not match, (
-                f"cell {index} stored an absolute path near {match.group(0)!r}"
+                f"cell {index} stored an absolute path near {match.group(0)!r}: "
+                "print paths relative to the repository, and show errors as type and "
+                "message, not as a traceback"
             )
 
     def test_first_cell_is_the_colab_setup(self, path):
@@ -108,11 +148,11 @@ class TestNotebook:
         assert (
             first["cell_type"] == "code"
             and "".join(first["source"]) == colab_cell_source()
+            and "remove-cell" in first["metadata"].get("tags", [])
         ), (
-            "the Colab cell is missing or stale: run `python tools/book.py sync`, "
-            "then `make execute`"
+            "the Colab set-up cell is missing or stale (it is generated, never written "
+            f"by hand): run `{execute_command(path)}`, which syncs it first"
         )
-        assert "remove-cell" in first["metadata"].get("tags", [])
 
     def test_chapter_structure(self, path):
         notebook = load(path)
@@ -131,9 +171,80 @@ class TestNotebook:
             "at least two exercises with worked solutions in dropdowns"
         )
         figures = sum("image/png" in o.get("data", {}) for _, _, o in outputs(notebook))
+        executed = any(c["execution_count"] for c in code_cells(notebook))
+        assert executed, f"{path} has no stored outputs: run `{execute_command(path)}`"
         assert figures >= 2, (
             f"a chapter has at least two figures made by its own code, found {figures}"
         )
+
+    def test_cell_ids_follow_the_scheme(self, path):
+        name = path.stem
+        prefix = "appA" if name.startswith("appendix") else f"ch{name[:2]}"
+        ids = [c.get("id") for c in load(path)["cells"]]
+        wrong = [
+            i
+            for i in ids
+            if i != "colab-setup" and not re.fullmatch(rf"{prefix}-\w+", i)
+        ]
+        assert not wrong, (
+            f"cell ids in {path} are '{prefix}-NN' (the Colab cell: 'colab-setup'); "
+            f"rename {wrong}"
+        )
+        assert len(ids) == len(set(ids)), f"duplicate cell ids in {path}"
+
+    def test_figures_have_captions_and_alt_text(self, path):
+        for index, cell in enumerate(load(path)["cells"]):
+            images = [
+                o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})
+            ]
+            if not images:
+                continue
+            options = cell["metadata"].get("mystnb", {})
+            caption = options.get("figure", {}).get("caption", "")
+            alt = options.get("image", {}).get("alt", "")
+            where = f"cell {index} ({cell.get('id')})"
+            assert caption.strip() and len(alt.split()) >= 3, (
+                f"{where} makes a figure: give it a caption and an alt text in the "
+                "cell "
+                'metadata: {"mystnb": {"figure": {"caption": ..., "name": ...}, '
+                '"image": {"alt": ...}}}'
+            )
+            displays = [o for o in cell["outputs"] if o["output_type"] != "stream"]
+            assert len(displays) == 1, (
+                f"{where} has {len(displays)} displayed outputs besides its figure's; "
+                "each would get the caption: end the cell with plt.show()"
+            )
+
+    def test_figures_are_legible_in_the_column(self, path):
+        for index, cell, output in outputs(load(path)):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                width = struct.unpack(">I", base64.b64decode(png)[16:20])[0]
+                assert width <= MAX_FIGURE_WIDTH, (
+                    f"cell {index} ({cell.get('id')}): a {width} px wide figure is "
+                    "shrunk so much in the 740 px column that its text gets too small: "
+                    "use a narrower figsize (at most 9.5 in) or stack its panels"
+                )
+
+    def test_no_small_fonts_in_figures(self, path):
+        for index, cell in enumerate(code_cells(load(path))):
+            match = SMALL_FONT.search("".join(cell["source"]))
+            assert not match, (
+                f"code cell {index} ({cell.get('id')}) sets {match.group(0)!r}: figure "
+                "text below 9 pt is unreadable in the book"
+            )
+
+    def test_output_lines_fit_the_column(self, path):
+        for index, cell, output in outputs(load(path)):
+            data = output.get("data", {})
+            if "text/html" in data or "image/png" in data:
+                continue  # the text/plain twin of a table or figure is not shown
+            for line in output_text(output).splitlines():
+                assert len(line) <= MAX_OUTPUT_LINE, (
+                    f"cell {index} ({cell.get('id')}) prints a {len(line)}-character "
+                    f"line, wider than the column: {line[:60]!r}...; wrap it or show "
+                    "a table (a pandas DataFrame)"
+                )
 
     def test_hardware_cells_are_never_executed(self, path):
         """Every cell that would talk to IBM Quantum hardware, and every cell tagged to
@@ -152,9 +263,20 @@ class TestNotebook:
                 )
 
     def test_seeded_first(self, path):
-        code = [c for c in load(path)["cells"] if c["cell_type"] == "code"]
-        assert "seed_everything(" in "".join(code[1]["source"]), (
-            "the first cell after set-up seeds everything"
+        code = [c for c in code_cells(load(path)) if not is_colab_cell(c)]
+        assert code and "seed_everything(" in "".join(code[0]["source"]), (
+            "the chapter's first code cell (after the Colab set-up cell) must call "
+            "helpers.reproducibility.seed_everything(), so that everything after it is "
+            "seeded"
+        )
+
+
+def test_helpers_draw_no_small_text():
+    for path in sorted((ROOT / "helpers").rglob("*.py")):
+        match = SMALL_FONT.search(path.read_text())
+        assert not match, (
+            f"{path.relative_to(ROOT)} sets {match.group(0)!r}: figure text below 9 pt "
+            "is unreadable in the book"
         )
 
 
