@@ -223,9 +223,9 @@ def _write(notebook, path):
     path.write_text(nbformat.writes(nbformat.from_dict(notebook)) + "\n")
 
 
-def execute(path, timeout=600):
+def execute(path, timeout=600, output=None):
     """Run ``path`` top to bottom in a fresh kernel (its folder as working directory),
-    store the outputs and normalise the file.
+    store the outputs and normalise the file (written to ``output`` if given).
     """
     import nbformat
     from jupyter_client.manager import KernelManager
@@ -245,7 +245,7 @@ def execute(path, timeout=600):
             resources={"metadata": {"path": str(path.parent)}},
         )
         client.execute()
-    _write(normalise(notebook), path)
+    _write(normalise(notebook), Path(output) if output else path)
 
 
 if __name__ == "__main__":
