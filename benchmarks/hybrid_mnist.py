@@ -23,14 +23,10 @@ import time
 import torch.nn.functional as F
 
 from helpers.data import load_mnist_digits
-from helpers.models import ClassicalNet, HybridNet
+from helpers.models import BATCH_SIZE, EPOCHS, LEARNING_RATE, ClassicalNet, HybridNet
 from helpers.reproducibility import seed_everything
 from helpers.training import accuracy, fit, predict, predicted_classes
 
-# chapter 6's (tests/test_benchmark_hybrid_mnist.py checks that they agree)
-BATCH_SIZE = 25
-EPOCHS = 30
-LEARNING_RATE = 1e-3
 TARGET_SECONDS = 6.0  # hybrid training time on the book's 2-core test machine
 TARGET_RATIO = 2.0  # hybrid time (Aer) / classical time
 TARGET_TORCH_RATIO = 1.2  # hybrid time (torch path) / classical time

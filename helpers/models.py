@@ -18,6 +18,8 @@ from helpers.circuits import one_qubit_circuit
 from helpers.quantum import QuantumLayer
 
 IMAGE_SHAPE = (1, 28, 28)
+# How chapter 6 trains both networks (benchmarks/hybrid_mnist.py times the same run).
+EPOCHS, BATCH_SIZE, LEARNING_RATE = 30, 25, 1e-3
 # The smallest probability a head reports: log(EPS) bounds the loss of a confidently
 # wrong prediction.
 EPS = 1e-6

@@ -3,8 +3,6 @@ epoch (no timing).
 """
 
 import importlib.util
-import json
-import re
 
 import pytest
 
@@ -72,19 +70,3 @@ def test_report_says_met_or_not_for_each_ratio():
 def test_bad_repeats_is_a_clear_error():
     with pytest.raises(ValueError, match="repeats"):
         benchmark.run(repeats=0)
-
-
-def test_default_batch_size_is_the_chapters():
-    notebook = json.loads((ROOT / "chapters" / "06-hybrid-mnist.ipynb").read_text())
-    code = "\n".join(
-        "".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "code"
-    )
-    match = re.search(
-        r"EPOCHS, BATCH_SIZE, LEARNING_RATE = (\d+), (\d+), ([\d.e-]+)", code
-    )
-    assert match, (
-        "chapter 6 no longer sets EPOCHS, BATCH_SIZE, LEARNING_RATE in one line"
-    )
-    assert int(match.group(1)) == benchmark.EPOCHS
-    assert int(match.group(2)) == benchmark.BATCH_SIZE
-    assert float(match.group(3)) == benchmark.LEARNING_RATE

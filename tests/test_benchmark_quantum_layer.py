@@ -4,12 +4,13 @@ timing does not).
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "quantum_layer.py"
+from tools.book import ROOT
+
+PATH = ROOT / "benchmarks" / "quantum_layer.py"
 
 
 @pytest.fixture(scope="module")
