@@ -244,7 +244,11 @@ def execute(path, timeout=600, output=None):
             timeout=timeout,
             resources={"metadata": {"path": str(path.parent)}},
         )
-        client.execute()
+        try:
+            client.execute()
+        finally:
+            if manager.has_kernel:  # the client leaves a kernel it did not start
+                manager.shutdown_kernel(now=False)
     _write(normalise(notebook), Path(output) if output else path)
 
 

@@ -50,7 +50,8 @@ def _copy_mathjax(app, exception):
 
 
 class AuthorYearLabels(BaseLabelStyle):
-    """"Crooks, 2019", "Schuld and Petruccione, 2021", "McClean et al., 2018"."""
+    """Labels such as "Crooks, 2019", "Schuld and Petruccione, 2021", "McClean et al.,
+    2018"."""
 
     def format_labels(self, sorted_entries):
         for entry in sorted_entries:
