@@ -81,6 +81,30 @@ def test_hybrid_on_the_torch_simulator_matches_aer(images):
     )
 
 
+@pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA device (none on this machine)"
+)
+@pytest.mark.parametrize("simulator", ["aer", "torch"])
+def test_hybrid_net_on_cuda_matches_the_cpu(images, simulator):
+    """The model moved to a GPU: same outputs and conv gradients as on the CPU."""
+    cpu = HybridNet(simulator=simulator).eval()
+    gpu = HybridNet(simulator=simulator).eval()
+    gpu.load_state_dict(cpu.state_dict())
+    gpu = gpu.to("cuda")
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    out_cpu, out_gpu = cpu(images), gpu(images.to("cuda"))
+    assert out_gpu.device.type == "cuda"
+    F.nll_loss(out_cpu, labels).backward()
+    F.nll_loss(out_gpu, labels.to("cuda")).backward()
+    torch.testing.assert_close(out_gpu.cpu(), out_cpu, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        gpu.trunk.conv1.weight.grad.cpu(),
+        cpu.trunk.conv1.weight.grad,
+        atol=1e-5,
+        rtol=1e-4,
+    )
+
+
 def test_log_probs_from_z_is_finite_at_the_ends():
     out = log_probs_from_z(torch.tensor([[-1.0], [0.0], [1.0]]))
     assert torch.isfinite(out).all()

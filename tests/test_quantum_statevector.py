@@ -17,6 +17,7 @@ from qiskit.primitives import StatevectorEstimator
 from qiskit.quantum_info import SparsePauliOp, Statevector
 
 from helpers.quantum import ExactAer, QuantumLayer, TorchStatevector, shiftable_form
+from helpers.reproducibility import seed_everything
 from quantum_reference import (
     ENTANGLING_OBSERVABLES,
     ENTANGLING_WEIGHTS,
@@ -356,21 +357,16 @@ NO_CUDA = pytest.mark.skipif(
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=NO_CUDA)])
 @pytest.mark.parametrize("kwargs", GRADIENT_MODES, ids=MODE_IDS)
 def test_device_matches_the_cpu(device, kwargs):
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    # cuBLAS refuses deterministic mode without CUBLAS_WORKSPACE_CONFIG: not tested here
-    torch.use_deterministic_algorithms(False)
-    try:
-        x = torch.tensor(rand((4, 2), seed=19))
-        layer = entangling_layer(**kwargs).to(device)
-        got = _values_and_gradients(layer, x.to(device))
-        expected = _values_and_gradients(entangling_layer(**kwargs), x)
-        for g, e in zip(got, expected):
-            np.testing.assert_allclose(g, e, rtol=0, atol=1e-12)
-        # backprop simulates on the device itself; the shift rule's evaluator on the CPU
-        simulated_on = {d.type for d in layer.evaluate._on_device}
-        assert simulated_on == {device if layer.gradient == "backprop" else "cpu"}
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
+    seed_everything()  # deterministic mode, as in the chapters (and cuBLAS's setting)
+    x = torch.tensor(rand((4, 2), seed=19))
+    layer = entangling_layer(**kwargs).to(device)
+    got = _values_and_gradients(layer, x.to(device))
+    expected = _values_and_gradients(entangling_layer(**kwargs), x)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=0, atol=1e-12)
+    # backprop simulates on the device itself; the shift rule's evaluator on the CPU
+    simulated_on = {d.type for d in layer.evaluate._on_device}
+    assert simulated_on == {device if layer.gradient == "backprop" else "cpu"}
 
 
 # --------------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -23,6 +24,8 @@ def test_same_seed_same_numbers_everywhere():
 def test_returns_the_seed_and_makes_torch_deterministic():
     assert seed_everything(3) == 3
     assert torch.are_deterministic_algorithms_enabled()
+    # what deterministic mode needs on a CUDA device
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] in (":4096:8", ":16:8")
 
 
 @pytest.mark.parametrize("seed", [-1, 1.5, "1", True, None])
