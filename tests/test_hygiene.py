@@ -24,6 +24,8 @@ NEVER_RUN_TAGS = ("skip-execution", "nbval-skip")
 # Code and outputs are shown in a font at which 88 characters (Ruff's line length) fill
 # the 740 px content column; a longer output line runs past it.
 MAX_OUTPUT_LINE = 88
+# Code in the text (a solution in a dropdown) sits in a narrower box: 80 characters fit.
+MAX_TEXT_CODE_LINE = 80
 # A PNG wider than this is shrunk below 70 % in the 740 px column: its text gets too
 # small.
 MAX_FIGURE_WIDTH = 1057
@@ -39,6 +41,29 @@ def execute_command(path):
 
 def code_cells(notebook):
     return [c for c in notebook["cells"] if c["cell_type"] == "code"]
+
+
+def code_lines_in_text(markdown):
+    """The lines of fenced code blocks in ``markdown``; a fence that opens a directive
+    (```{note}, ```{dropdown} ...) holds text, not code, and may hold code blocks.
+    """
+    closing = []  # the fences that close the blocks we are in, innermost last
+    for line in markdown.splitlines():
+        fence = re.match(r"\s*(`{3,}|:{3,})(.*)", line)
+        if (
+            fence
+            and closing
+            and fence.group(1) == closing[-1][0]
+            and not fence.group(2)
+        ):
+            closing.pop()
+        elif closing and closing[-1][1]:
+            yield line
+        elif fence:
+            is_code = fence.group(1).startswith("`") and not fence.group(2).startswith(
+                "{"
+            )
+            closing.append((fence.group(1), is_code))
 
 
 def is_colab_cell(cell):
@@ -233,6 +258,17 @@ class TestNotebook:
                 f"code cell {index} ({cell.get('id')}) sets {match.group(0)!r}: figure "
                 "text below 9 pt is unreadable in the book"
             )
+
+    def test_code_in_the_text_fits_its_box(self, path):
+        for index, cell in enumerate(load(path)["cells"]):
+            if cell["cell_type"] != "markdown":
+                continue
+            for line in code_lines_in_text("".join(cell["source"])):
+                assert len(line) <= MAX_TEXT_CODE_LINE, (
+                    f"markdown cell {index} ({cell.get('id')}) has a "
+                    f"{len(line)}-character code line, wider than its box: "
+                    f"{line[:60]!r}...; break it"
+                )
 
     def test_output_lines_fit_the_column(self, path):
         for index, cell, output in outputs(load(path)):
