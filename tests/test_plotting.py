@@ -76,3 +76,30 @@ def test_draw_network_fits_the_column_with_readable_text(sizes):
     assert width <= 7.4
     assert all(t.get_fontsize() >= 9 for t in ax.texts if t.get_text())
     plt.close("all")
+
+
+# draw_network's optional edge_label_position (chapters 1 and 2)
+
+
+def _label_x(**kwargs):
+    ax = draw_network([1, 1], edge_labels={0: {(0, 0): "w"}}, **kwargs)
+    (text,) = [t for t in ax.texts if t.get_text() == "w"]
+    plt.close("all")
+    return text.get_position()[0]
+
+
+def test_edge_label_position_defaults_to_old_placement():
+    assert _label_x() == pytest.approx(0.3)
+
+
+def test_edge_label_position_moves_label_along_the_edge():
+    assert _label_x(edge_label_position=0.6) == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize(
+    "bad, error",
+    [(-0.1, ValueError), (1.5, ValueError), ("middle", TypeError), (True, TypeError)],
+)
+def test_edge_label_position_refuses_bad_values(bad, error):
+    with pytest.raises(error, match="edge_label_position"):
+        draw_network([2, 1], edge_label_position=bad)
