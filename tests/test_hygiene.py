@@ -300,11 +300,28 @@ class TestNotebook:
 
     def test_seeded_first(self, path):
         code = [c for c in code_cells(load(path)) if not is_colab_cell(c)]
-        assert code and "seed_everything(" in "".join(code[0]["source"]), (
-            "the chapter's first code cell (after the Colab set-up cell) must call "
-            "helpers.reproducibility.seed_everything(), so that everything after it is "
-            "seeded"
+        first = "".join(code[0]["source"]) if code else ""
+        assert re.search(r"(?m)^SEED = seed_everything\(\d*\)$", first), (
+            "the chapter's first code cell (after the Colab set-up cell) must seed "
+            "everything after it with the line `SEED = seed_everything()` (from "
+            "helpers.reproducibility)"
         )
+
+    def test_exercises_are_numbered_in_one_format(self, path):
+        markdown = "\n".join(
+            "".join(c["source"])
+            for c in load(path)["cells"]
+            if c["cell_type"] == "markdown"
+        )
+        chapter = "A" if path.stem.startswith("appendix") else str(int(path.stem[:2]))
+        found = re.findall(r"\*\*Exercise ([^*]*)\*\*", markdown)
+        numbers = [re.fullmatch(rf"{chapter}\.(\d+) \(.+\)\.", f) for f in found]
+        assert found and all(numbers), (
+            f"write exercises as **Exercise {chapter}.N (title).**, found {found}"
+        )
+        assert [int(m.group(1)) for m in numbers] == list(range(1, len(found) + 1))
+        numbered = re.findall(r"(?m)^#{2,6} (\d+(\.\d+)+\.?) ", markdown)
+        assert not numbered, f"section headings carry no numbers: {numbered}"
 
 
 def test_helpers_draw_no_small_text():
