@@ -29,7 +29,8 @@ if (typeof Search !== "undefined" && Search.htmlToText) {
   const original = Search.htmlToText;
   Search.htmlToText = (htmlString, anchor) => {
     const doc = new DOMParser().parseFromString(htmlString, "text/html");
-    const noise = "span.math, div.math, div.cell_input, nav, .toctree-wrapper, .bd-toc";
+    const noise = "span.math, div.math, div.cell_input, nav, .toctree-wrapper, .bd-toc, "
+      + ".onlyprint, .bd-header-article, .bd-sidebar-secondary";
     doc.querySelectorAll(noise).forEach((el) => el.remove());
     return original(doc.documentElement.outerHTML, anchor);
   };
