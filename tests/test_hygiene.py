@@ -43,9 +43,10 @@ def code_cells(notebook):
     return [c for c in notebook["cells"] if c["cell_type"] == "code"]
 
 
-def code_lines_in_text(markdown):
-    """The lines of fenced code blocks in ``markdown``; a fence that opens a directive
-    (```{note}, ```{dropdown} ...) holds text, not code, and may hold code blocks.
+def split_text_and_code(markdown):
+    """Each line of ``markdown`` with whether it sits in a fenced code block; a fence
+    that opens a directive (```{note}, ```{dropdown} ...) holds text, not code, and may
+    hold code blocks.
     """
     closing = []  # the fences that close the blocks we are in, innermost last
     for line in markdown.splitlines():
@@ -57,13 +58,24 @@ def code_lines_in_text(markdown):
             and not fence.group(2)
         ):
             closing.pop()
+            yield line, False
         elif closing and closing[-1][1]:
-            yield line
-        elif fence:
-            is_code = fence.group(1).startswith("`") and not fence.group(2).startswith(
-                "{"
-            )
-            closing.append((fence.group(1), is_code))
+            yield line, True
+        else:
+            if fence:
+                is_code = fence.group(1).startswith("`") and not fence.group(
+                    2
+                ).startswith("{")
+                closing.append((fence.group(1), is_code))
+            yield line, False
+
+
+def code_lines_in_text(markdown):
+    return [line for line, code in split_text_and_code(markdown) if code]
+
+
+def prose(markdown):
+    return "\n".join(line for line, code in split_text_and_code(markdown) if not code)
 
 
 def is_colab_cell(cell):
@@ -186,7 +198,7 @@ class TestNotebook:
             for c in notebook["cells"]
             if c["cell_type"] == "markdown"
         )
-        h1 = re.findall(r"(?m)^# \S", markdown)
+        h1 = re.findall(r"(?m)^# \S", prose(markdown))
         assert len(h1) == 1, "a chapter has exactly one H1 title"
         for heading in ("## Learning goals", "## Summary", "## Exercises"):
             assert re.search(rf"(?m)^{heading}\s*$", markdown), (
