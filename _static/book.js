@@ -25,7 +25,9 @@ window.addEventListener("resize", bookSizeWideFigures);
 
 // Search result snippets: leave out math source, code cells and navigation, which read as
 // noise in a one-line summary.
-if (typeof Search !== "undefined" && Search.htmlToText) {
+// Installed once every script has run: searchtools.js loads after this file.
+document.addEventListener("DOMContentLoaded", () => {
+  if (typeof Search === "undefined" || !Search.htmlToText) return;
   const original = Search.htmlToText;
   Search.htmlToText = (htmlString, anchor) => {
     const doc = new DOMParser().parseFromString(htmlString, "text/html");
@@ -34,4 +36,4 @@ if (typeof Search !== "undefined" && Search.htmlToText) {
     doc.querySelectorAll(noise).forEach((el) => el.remove());
     return original(doc.documentElement.outerHTML, anchor);
   };
-}
+});

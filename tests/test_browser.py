@@ -9,12 +9,12 @@ go to _build/screenshots/.
 
 import functools
 import http.server
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -238,8 +238,21 @@ def test_search_finds_the_parameter_shift_rule(browser, site):
         )
     except TimeoutException:
         pytest.fail("the search page found nothing for 'parameter-shift'")
-    time.sleep(0.5)
+    try:  # the summaries load one result after another
+        WebDriverWait(browser, 20).until(
+            lambda b: (
+                len(b.find_elements("css selector", "#search-results p.context")) >= 3
+            )
+        )
+    except TimeoutException:
+        pytest.fail("the search results show no summaries")
     browser.save_screenshot(str(SCREENSHOTS / "search-1280.png"))
+    summaries = [
+        p.text
+        for p in browser.find_elements("css selector", "#search-results p.context")
+    ]
+    noisy = [s for s in summaries if re.search(r"\\[(\[a-z]|\bContents\b", s)]
+    assert not noisy, f"search summaries show math source or contents lists: {noisy}"
     links = [
         a.get_attribute("href")
         for a in browser.find_elements("css selector", "#search-results li a")
